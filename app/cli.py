@@ -1,0 +1,169 @@
+"""The `incidents` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.core.config import get_settings, to_asyncpg_url
+
+cli = typer.Typer(help="Conflict incidents API: database, keys, data and server.",
+                  no_args_is_help=True, add_completion=False)
+keys_cli = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _alembic_config(database_url: str | None = None):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = to_asyncpg_url(
+        database_url or get_settings().database_url
+    )
+    return config
+
+
+def run_migrations(revision: str = "head", database_url: str | None = None) -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(database_url), revision)
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Apply the database migrations (creates the PostGIS extension where allowed)."""
+    run_migrations(revision)
+    typer.echo(f"database at {revision}", err=True)
+
+
+@cli.command()
+def downgrade(revision: Annotated[str, typer.Argument(help="Target revision")]) -> None:
+    """Revert migrations down to REVISION (`base` for an empty database)."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(), revision)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Run the API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=get_settings().log_level,
+        timeout_graceful_shutdown=20,
+        proxy_headers=False,
+    )
+
+
+@cli.command("seed")
+def seed() -> None:
+    """Load the example incidents (the Dara attack and others); idempotent."""
+    from app.incidents.examples import load_examples
+
+    inserted = asyncio.run(load_examples(get_settings()))
+    typer.echo(f"example incidents: {inserted} inserted", err=True)
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who the key is for; recorded on every change")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read, write, admin")] = "read",
+) -> None:
+    """Create a key and print it alone on stdout. It cannot be shown again."""
+    from app.auth.service import create_key, parse_scopes
+    from app.core.db import Database
+
+    try:
+        scope_list = parse_scopes(scopes)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def run() -> str:
+        settings = get_settings()
+        db = Database(settings)
+        try:
+            async with db.write() as conn:
+                key, _ = await create_key(
+                    conn, name=name, scopes=scope_list, pepper=settings.key_pepper
+                )
+        finally:
+            await db.close()
+        return key
+
+    key = asyncio.run(run())
+    sys.stdout.write(key + "\n")
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List keys (never the secret)."""
+    from app.auth.service import list_keys
+    from app.core.db import Database
+
+    async def run() -> None:
+        db = Database(get_settings())
+        try:
+            async with db.write() as conn:
+                rows = await list_keys(conn)
+        finally:
+            await db.close()
+        for row in rows:
+            state = "revoked" if row["revoked_at"] else "active"
+            typer.echo(
+                f"{row['id']}\t{row['name']}\tci_{row['prefix']}_…\t"
+                f"{','.join(row['scopes'])}\t{state}"
+            )
+
+    asyncio.run(run())
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id (from `keys list`) or key name")],
+) -> None:
+    """Revoke a key by id or name; it stops working at once."""
+    from app.auth.service import revoke_key
+    from app.core.db import Database
+
+    async def run() -> int:
+        db = Database(get_settings())
+        try:
+            async with db.write() as conn:
+                key_id = int(key) if key.isdigit() else None
+                return await revoke_key(conn, key_id=key_id, name=None if key_id else key)
+        finally:
+            await db.close()
+
+    count = asyncio.run(run())
+    if count == 0:
+        typer.echo(f"no active key '{key}'", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {count} key(s)", err=True)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    cli()
+
+
+if __name__ == "__main__":
+    main()

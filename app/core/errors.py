@@ -1,0 +1,259 @@
+"""One error hierarchy, one table from error to HTTP status, one problem+json shape (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("app.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://conflict-incidents.dev/problems/"
+
+
+class ProblemError(Exception):
+    """A failure a client can act on. Subclasses fix the status and title."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(ProblemError):
+    pass
+
+
+class Unauthorized(ProblemError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(ProblemError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(ProblemError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(ProblemError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PreconditionFailed(ProblemError):
+    status, title, slug = 412, "Precondition failed", "precondition-failed"
+
+
+class PayloadTooLarge(ProblemError):
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class Unprocessable(ProblemError):
+    status, title, slug = 422, "Validation failed", "validation"
+
+
+class TooManyRequests(ProblemError):
+    status, title, slug = 429, "Too many requests", "rate-limited"
+
+
+class ServiceUnavailable(ProblemError):
+    status, title, slug = 503, "Service unavailable", "unavailable"
+
+
+def field_error(field: str, message: str, value: Any = None) -> dict[str, Any]:
+    """One entry of a problem's `errors` list."""
+    entry: dict[str, Any] = {"field": field, "message": message}
+    if value is not None:
+        entry["value"] = value
+    return entry
+
+
+def invalid(field: str, message: str, value: Any = None) -> Unprocessable:
+    """A 422 naming one bad field."""
+    return Unprocessable(f"{field}: {message}", errors=[field_error(field, message, value)])
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (slug or str(status)),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return Response(
+        content=orjson.dumps(body, default=str),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value if not isinstance(value, str) or len(value) <= 200 else value[:200]
+    return None
+
+
+def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic's error list, reduced to {field, message[, value]} per bad field."""
+    out: list[dict[str, Any]] = []
+    for err in raw:
+        loc = err.get("loc", ())
+        ctx_error = (err.get("ctx") or {}).get("error")
+        nested = getattr(ctx_error, "field_errors", None)
+        if nested:
+            # A model validator's cross-field errors, each naming its own field.
+            base = _loc_to_field(loc)
+            for field, message in nested:
+                name = field if base == "body" else f"{base}.{field}"
+                out.append({"field": name, "message": message})
+            continue
+        msg = str(err.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        entry = {"field": _loc_to_field(loc), "message": msg}
+        value = _safe_value(err.get("input"))
+        if value is not None and err.get("type") != "missing":
+            entry["value"] = value
+        out.append(entry)
+    return out
+
+
+def _is_db_unavailable(exc: BaseException) -> bool:
+    unavailable = (
+        OSError,
+        ConnectionError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.InterfaceError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.TooManyConnectionsError,
+        TimeoutError,
+    )
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, unavailable | OperationalError | InterfaceError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _is_statement_timeout(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, asyncpg.exceptions.QueryCanceledError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> Response:
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            slug=exc.slug,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        raw = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in raw):
+            return problem_response(
+                400,
+                "Malformed JSON",
+                "The request body is not valid JSON.",
+                slug="malformed-json",
+                errors=[{"field": "body", "message": "invalid JSON"}],
+            )
+        errors = validation_errors(raw)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(422, "Validation failed", detail, slug="validation", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        return problem_response(
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            detail,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        if _is_statement_timeout(exc):
+            return problem_response(
+                503,
+                "Query timed out",
+                "The query took longer than the statement timeout; narrow the filters.",
+                slug="query-timeout",
+                headers={"Retry-After": "1"},
+            )
+        if _is_db_unavailable(exc):
+            return problem_response(
+                503,
+                "Service unavailable",
+                "The database is unavailable; retry shortly.",
+                slug="unavailable",
+                headers={"Retry-After": "2"},
+            )
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "Internal error", "An unexpected error occurred.")

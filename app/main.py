@@ -1,0 +1,79 @@
+"""The ASGI app: `app.main:app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.core.config import Settings, get_settings
+from app.core.db import Database
+from app.core.errors import install_error_handlers
+from app.core.middleware import BodyLimitMiddleware, MetricsMiddleware, SecurityHeadersMiddleware
+from app.health.router import router as health_router
+from app.incidents.router import router as incidents_router
+from app.taxonomy.router import router as taxonomy_router
+
+DESCRIPTION = """
+Geolocated armed-conflict incidents on PostGIS: radius, polygon and nearest queries, history,
+a change feed, bulk ingest, aggregates and vector tiles. Field names follow ACLED's.
+
+**Auth**: `Authorization: Bearer <key>`. Writes need a key with the `write` scope; reads are
+anonymous unless `ALLOW_ANONYMOUS_READ=false`.
+
+**Errors** are `application/problem+json` (RFC 9457) with an `errors` list naming each bad field.
+
+Place data: GeoNames (CC BY 4.0). Taxonomy: ACLED Codebook.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings)
+        try:
+            yield
+        finally:
+            await app.state.db.close()
+
+    app = FastAPI(
+        title="Conflict incidents API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        license_info={"name": "MIT"},
+    )
+    app.state.settings = settings
+
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(incidents_router)
+    v1.include_router(taxonomy_router)
+    app.include_router(v1)
+    app.include_router(health_router)
+
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        bulk_limit=settings.max_bulk_body_bytes,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Location", "Link"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    return app
+
+
+app = create_app()
