@@ -12,8 +12,11 @@ import typer
 
 from app.core.config import get_settings, to_asyncpg_url
 
-cli = typer.Typer(help="Conflict incidents API: database, keys, data and server.",
-                  no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    help="Conflict incidents API: database, keys, data and server.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 keys_cli = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 
@@ -24,9 +27,7 @@ def _alembic_config(database_url: str | None = None):  # type: ignore[no-untyped
     from alembic.config import Config
 
     config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = to_asyncpg_url(
-        database_url or get_settings().database_url
-    )
+    config.attributes["database_url"] = to_asyncpg_url(database_url or get_settings().database_url)
     return config
 
 

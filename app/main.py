@@ -6,12 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.auth.deps import require_read
 from app.core.config import Settings, get_settings
 from app.core.db import Database
-from app.core.errors import install_error_handlers
+from app.core.errors import COMMON_PROBLEMS, install_error_handlers
 from app.core.middleware import BodyLimitMiddleware, MetricsMiddleware, SecurityHeadersMiddleware
 from app.health.router import router as health_router
 from app.incidents.router import router as incidents_router
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    v1 = APIRouter(prefix="/v1")
+    # Every /v1 route needs at least read access (anonymous when the setting allows it).
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_read)], responses=COMMON_PROBLEMS)
     v1.include_router(incidents_router)
     v1.include_router(taxonomy_router)
     app.include_router(v1)

@@ -39,8 +39,9 @@ OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 def _require(scope: str, principal: Principal | None) -> Principal:
     if principal is None:
-        raise Unauthorized(f"This request needs an API key with the '{scope}' scope.",
-                           headers=_CHALLENGE)
+        raise Unauthorized(
+            f"This request needs an API key with the '{scope}' scope.", headers=_CHALLENGE
+        )
     if not principal.has(scope):
         raise Forbidden(f"The key '{principal.name}' lacks the '{scope}' scope.")
     return principal

@@ -42,7 +42,7 @@ def hash_key(key: str, pepper: str) -> str:
 
 def split_key(key: str) -> str | None:
     """The lookup prefix of a well-formed key, or None."""
-    parts = key.split("_")
+    parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 10 or len(parts[2]) < 20:
         return None
     return parts[1]
@@ -74,9 +74,7 @@ async def create_key(
 
 async def list_keys(conn: AsyncConnection) -> list[dict[str, Any]]:
     result = await conn.execute(
-        text(
-            "SELECT id, name, prefix, scopes, created_at, revoked_at FROM api_keys ORDER BY id"
-        )
+        text("SELECT id, name, prefix, scopes, created_at, revoked_at FROM api_keys ORDER BY id")
     )
     return [dict(row._mapping) for row in result]
 
@@ -89,7 +87,7 @@ async def revoke_key(conn: AsyncConnection, *, key_id: int | None, name: str | N
         ),
         {"id": key_id, "name": name},
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 _DUMMY_HASH = "0" * 64

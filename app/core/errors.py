@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -257,3 +258,41 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "Internal error", "An unexpected error occurred.")
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+    value: Any = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Documented on every /v1 route: any of them can answer these.
+COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: problem_doc("Malformed request (bad JSON, bad cursor, bad header)"),
+    401: problem_doc("No key, or an unknown or revoked key"),
+    403: problem_doc("The key lacks the scope this request needs"),
+    404: problem_doc("Not found"),
+    413: problem_doc("Body too large"),
+    415: problem_doc("Body is not in a supported media type"),
+    422: problem_doc("Invalid input; `errors` names each bad field"),
+    429: problem_doc("Rate limited; see Retry-After"),
+    503: problem_doc("Database unavailable or query timed out; see Retry-After"),
+}

@@ -10,9 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import PayloadTooLarge, problem_response
 
-REQUESTS = Counter(
-    "incidents_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+REQUESTS = Counter("incidents_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "incidents_http_request_seconds",
     "HTTP request latency",
@@ -121,8 +119,9 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        add_csp = not (path.startswith("/docs") or path.startswith("/redoc") or
-                       path.startswith("/map"))
+        add_csp = not (
+            path.startswith("/docs") or path.startswith("/redoc") or path.startswith("/map")
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

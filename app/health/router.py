@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.core.deps import DbDep
-from app.core.errors import ServiceUnavailable
+from app.core.errors import ServiceUnavailable, problem_doc
 
 router = APIRouter(tags=["health"])
 
@@ -34,7 +34,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="The database is reachable and migrated to head",
-    responses={503: {"content": {"application/problem+json": {}}}},
+    responses={503: problem_doc("Database unreachable or not migrated")},
 )
 async def readyz(db: DbDep) -> dict[str, str]:
     head = migration_head()

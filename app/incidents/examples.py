@@ -44,8 +44,11 @@ EXAMPLES: list[dict[str, Any]] = [
                 "url": "https://www.kurdistan24.net/en/story/22600-Suspected-ISIS-attack-in-"
                 "Iraq%27s-disputed-Khanaqin-village-leaves-7-dead",
             },
-            {"name": "KirkukNow", "url": "https://www.kirkuknow.com/en/news/62501",
-             "published": "2020-06-14"},
+            {
+                "name": "KirkukNow",
+                "url": "https://www.kirkuknow.com/en/news/62501",
+                "published": "2020-06-14",
+            },
         ],
         "notes": "ISIS militants stormed the Kakai village of Dara in Khanaqin district late on "
         "13 June 2020, killing six Kakai Kurds and a member of the security forces who responded "
@@ -97,9 +100,11 @@ EXAMPLES: list[dict[str, Any]] = [
         "source": "Shafaq News",
         "source_scale": "National",
         "sources": [
-            {"name": "Shafaq News",
-             "url": "https://www.shafaaq.com/en/Iraq-News/What-really-happened-in-Khanaqin",
-             "published": "2020-08-27"}
+            {
+                "name": "Shafaq News",
+                "url": "https://www.shafaaq.com/en/Iraq-News/What-really-happened-in-Khanaqin",
+                "published": "2020-08-27",
+            }
         ],
         "notes": "The bodies of four civilians executed by ISIS were found on the outskirts of "
         "Dakka Mikael village, 13 km northwest of Khanaqin; two cars were burned.",
@@ -173,8 +178,13 @@ EXAMPLES: list[dict[str, Any]] = [
         "geo_precision": 2,
         "source": "Rudaw",
         "source_scale": "National",
-        "sources": [{"name": "Rudaw", "url": "https://rudaw.net/english/kurdistan/27072017-amp",
-                     "published": "2017-07-27"}],
+        "sources": [
+            {
+                "name": "Rudaw",
+                "url": "https://rudaw.net/english/kurdistan/27072017-amp",
+                "published": "2017-07-27",
+            }
+        ],
         "notes": "ISIS militants wearing Peshmerga clothing stormed the village of Liheb near "
         "Daquq and killed four people at the house of a Kakai Kurd.",
         "tags": ["kakai"],

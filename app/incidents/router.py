@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app.auth.deps import Reader, Writer
 from app.core.deps import DbDep, SettingsDep
-from app.core.errors import invalid
+from app.core.errors import invalid, problem_doc
 from app.core.http import etag, if_none_match_hits, parse_if_match, require_json
 from app.core.pagination import decode_cursor, encode_cursor
 from app.incidents import service
@@ -18,7 +18,6 @@ router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 JSON = "application/json"
 IncidentId = Annotated[str, Path(description="The incident's id, as returned on create")]
-PROBLEM = {"content": {"application/problem+json": {}}}
 
 
 @router.post(
@@ -29,8 +28,7 @@ PROBLEM = {"content": {"application/problem+json": {}}}
     summary="Create an incident",
     responses={
         201: {"description": "Created; `Location` names the new incident"},
-        409: {"description": "external_id already used", **PROBLEM},
-        422: {"description": "Invalid field(s)", **PROBLEM},
+        409: problem_doc("external_id already used"),
     },
 )
 async def create_incident(incident: IncidentIn, db: DbDep, principal: Writer) -> Response:
@@ -52,7 +50,7 @@ async def create_incident(incident: IncidentIn, db: DbDep, principal: Writer) ->
     "/{incident_id}",
     response_model=IncidentOut,
     summary="Get one incident",
-    responses={304: {"description": "Not modified (If-None-Match)"}, 404: PROBLEM},
+    responses={304: {"description": "Not modified (If-None-Match)"}},
 )
 async def get_incident(
     incident_id: IncidentId,
@@ -71,7 +69,10 @@ async def get_incident(
     response_model=IncidentOut,
     dependencies=[Depends(require_json)],
     summary="Update an incident (partial)",
-    responses={404: PROBLEM, 412: {"description": "Stale If-Match", **PROBLEM}, 422: PROBLEM},
+    responses={
+        409: problem_doc("external_id already used"),
+        412: problem_doc("Stale If-Match: the incident changed since you read it"),
+    },
 )
 async def patch_incident(
     incident_id: IncidentId,
@@ -98,7 +99,7 @@ async def patch_incident(
     "/{incident_id}",
     status_code=204,
     summary="Delete an incident (soft: kept in history)",
-    responses={404: PROBLEM, 412: PROBLEM},
+    responses={412: problem_doc("Stale If-Match")},
 )
 async def delete_incident(
     incident_id: IncidentId,
@@ -121,7 +122,6 @@ async def delete_incident(
     "/{incident_id}/revisions",
     response_model=RevisionPage,
     summary="Every version of an incident, with who changed what and when",
-    responses={404: PROBLEM, 400: PROBLEM},
 )
 async def list_revisions(
     incident_id: IncidentId,
@@ -143,9 +143,13 @@ async def list_revisions(
         if next_version is not None
         else None
     )
-    body = '{"items":[' + ",".join(docs) + '],"next_cursor":' + (
-        f'"{next_cursor}"' if next_cursor else "null"
-    ) + "}"
+    body = (
+        '{"items":['
+        + ",".join(docs)
+        + '],"next_cursor":'
+        + (f'"{next_cursor}"' if next_cursor else "null")
+        + "}"
+    )
     headers = {}
     if next_cursor:
         headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'

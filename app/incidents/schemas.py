@@ -26,6 +26,11 @@ EARLIEST = dt.date(1800, 1, 1)
 LATEST = dt.date(2200, 12, 31)
 
 
+TagList = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=100)
+]
+
+
 class SourceRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,8 +90,9 @@ class _IncidentFieldsBase(BaseModel):
     source_scale: ShortText | None = None
     sources: Annotated[list[SourceRef], Field(max_length=100)] = []
     notes: Annotated[str, Field(max_length=50_000)] | None = None
-    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]],
-                    Field(max_length=100)] = []
+    tags: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=100)
+    ] = []
 
 
 class IncidentIn(_IncidentFieldsBase):
@@ -170,8 +176,11 @@ class IncidentIn(_IncidentFieldsBase):
             allowed = EVENT_TYPES[self.event_type][1]
             if sub is None or sub not in allowed:
                 errors.append(
-                    ("sub_event_type", f"not a sub-event type of '{self.event_type}'; one of: "
-                     + ", ".join(allowed))
+                    (
+                        "sub_event_type",
+                        f"not a sub-event type of '{self.event_type}'; one of: "
+                        + ", ".join(allowed),
+                    )
                 )
             else:
                 self.sub_event_type = sub
@@ -223,12 +232,18 @@ class IncidentPatch(_IncidentFieldsBase):
     civilian_targeting: bool | None = None  # type: ignore[assignment]
     fatalities: Count | None = None  # type: ignore[assignment]
     sources: Annotated[list[SourceRef], Field(max_length=100)] | None = None  # type: ignore[assignment]
-    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]],  # type: ignore[assignment]
-                    Field(max_length=100)] | None = None
+    tags: TagList | None = None  # type: ignore[assignment]
 
 
-REQUIRED_ON_PATCH = ("event_date", "event_type", "time_precision", "civilian_targeting",
-                     "fatalities", "sources", "tags")
+REQUIRED_ON_PATCH = (
+    "event_date",
+    "event_type",
+    "time_precision",
+    "civilian_targeting",
+    "fatalities",
+    "sources",
+    "tags",
+)
 
 
 class SourceOut(BaseModel):

@@ -34,7 +34,7 @@ _REVISION_CTE = (
 )
 
 INSERT_SQL = (
-    "WITH w AS (INSERT INTO incidents ("
+    "WITH w AS (INSERT INTO incidents ("  # noqa: S608 (constant SQL pieces, values are bound)
     + ", ".join(WRITABLE_COLUMNS)
     + ", geom) VALUES ("
     + ", ".join(_VALUE_EXPR.get(c, ":" + c) for c in WRITABLE_COLUMNS)
@@ -42,34 +42,38 @@ INSERT_SQL = (
     + _POINT
     + ") RETURNING *), "
     + _REVISION_CTE
-    + "SELECT i.id, i.version, (" + INCIDENT_JSON + ")::text AS doc FROM w i"
+    + "SELECT i.id, i.version, ("
+    + INCIDENT_JSON
+    + ")::text AS doc FROM w i"
 )
 
 UPDATE_SQL = (
-    "WITH w AS (UPDATE incidents SET "
+    "WITH w AS (UPDATE incidents SET "  # noqa: S608 (constant SQL pieces, values are bound)
     + ", ".join(f"{c} = {_VALUE_EXPR.get(c, ':' + c)}" for c in WRITABLE_COLUMNS)
     + ", geom = "
     + _POINT
     + ", version = version + 1, updated_at = now() "
     "WHERE id = :id RETURNING *), "
     + _REVISION_CTE
-    + "SELECT i.id, i.version, (" + INCIDENT_JSON + ")::text AS doc FROM w i"
+    + "SELECT i.id, i.version, ("
+    + INCIDENT_JSON
+    + ")::text AS doc FROM w i"
 )
 
 DELETE_SQL = (
-    "WITH w AS (UPDATE incidents SET deleted_at = now(), version = version + 1, "
+    "WITH w AS (UPDATE incidents SET deleted_at = now(), version = version + 1, "  # noqa: S608 (constant SQL pieces, values are bound)
     "updated_at = now() WHERE id = :id RETURNING *), "
     + _REVISION_CTE
     + "SELECT i.id, i.version FROM w i"
 )
 
 LOCK_SQL = (
-    "SELECT i.version, (" + INCIDENT_JSON + ")::text AS doc FROM incidents i "
+    "SELECT i.version, (" + INCIDENT_JSON + ")::text AS doc FROM incidents i "  # noqa: S608 (constant SQL pieces, values are bound)
     "WHERE i.id = :id AND i.deleted_at IS NULL FOR UPDATE"
 )
 
 GET_SQL = (
-    "SELECT i.version, (" + INCIDENT_JSON + ")::text AS doc FROM incidents i "
+    "SELECT i.version, (" + INCIDENT_JSON + ")::text AS doc FROM incidents i "  # noqa: S608 (constant SQL pieces, values are bound)
     "WHERE i.id = $1 AND i.deleted_at IS NULL"
 )
 

@@ -11,5 +11,5 @@ router = APIRouter(tags=["taxonomy"])
 
 @router.get("/taxonomy", summary="Event types and sub-event types (ACLED's taxonomy)")
 async def get_taxonomy() -> dict[str, Any]:
-    """The vocabulary that `event_type`, `sub_event_type` and `disorder_type` are validated against."""
+    """The vocabulary `event_type`, `sub_event_type` and `disorder_type` are checked against."""
     return taxonomy_document()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up everything the same way as scripts/run.sh, then run lint, types and the whole test
+# suite against real PostGIS. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS=dev . scripts/provision.sh
+echo "[test] ruff" >&2
+.venv/bin/ruff check app tests bench migrations
+echo "[test] mypy" >&2
+.venv/bin/mypy app
+echo "[test] pytest" >&2
+exec .venv/bin/pytest "$@"

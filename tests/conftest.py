@@ -1,0 +1,203 @@
+"""Test fixtures: a real PostGIS database built by `alembic upgrade head`, the app over ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.auth.service import create_key
+from app.cli import run_migrations
+from app.core.config import Settings, to_plain_url
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+PEPPER = "test-pepper"
+BASE_URL = to_plain_url(
+    os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/incidents")
+)
+
+
+def url_for_db(name: str) -> str:
+    parts = urlsplit(BASE_URL)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+async def recreate_database(name: str) -> None:
+    conn = await asyncpg.connect(url_for_db("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "key_pepper": PEPPER,
+        "cursor_secret": "test-cursor-secret",
+        "max_body_bytes": 256 * 1024,
+        "max_bulk_body_bytes": 4 * 1024 * 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A fresh database for this test run, migrated to head."""
+    name = f"incidents_test_{os.getpid()}"
+    asyncio.run(recreate_database(name))
+    url = url_for_db(name)
+    run_migrations("head", database_url=url)
+    yield url
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(url_for_db("postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection for assertions on what is really stored."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+async def _key(app: FastAPI, name: str, scopes: list[str]) -> str:
+    async with app.state.db.write() as conn:
+        key, _ = await create_key(conn, name=name, scopes=scopes, pepper=PEPPER)
+    return key
+
+
+@pytest.fixture(scope="session")
+async def write_key(app: FastAPI) -> str:
+    return await _key(app, "ingest", ["read", "write"])
+
+
+@pytest.fixture(scope="session")
+async def read_key(app: FastAPI) -> str:
+    return await _key(app, "reader", ["read"])
+
+
+@pytest.fixture(scope="session")
+async def admin_key(app: FastAPI) -> str:
+    return await _key(app, "admin", ["admin"])
+
+
+@pytest.fixture
+def writer(write_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {write_key}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The real server (uvicorn, separate process) on the test database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KEY_PEPPER": PEPPER,
+        "CURSOR_SECRET": "test-cursor-secret",
+        "LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+DARA = {
+    "event_date": "2020-06-13",
+    "event_type": "Violence against civilians",
+    "sub_event_type": "Attack",
+    "actor1": "Islamic State (Iraq)",
+    "actor2": "Civilians (Iraq)",
+    "civilian_targeting": True,
+    "fatalities": 7,
+    "country": "Iraq",
+    "admin1": "Diyala",
+    "admin2": "Khanaqin",
+    "location": "Dara",
+    "latitude": 34.415,
+    "longitude": 45.335,
+    "geo_precision": 2,
+    "source": "Rudaw",
+    "notes": "ISIS militants stormed the village of Dara, killing six Kakai Kurds and a member "
+    "of the security forces.",
+}
+
+
+def incident(**changes: object) -> dict[str, object]:
+    body: dict[str, object] = dict(DARA)
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
