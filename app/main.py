@@ -9,13 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.actors.router import router as actors_router
+from app.areas.router import router as areas_router
 from app.auth.deps import require_read
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import COMMON_PROBLEMS, install_error_handlers
 from app.core.middleware import BodyLimitMiddleware, MetricsMiddleware, SecurityHeadersMiddleware
 from app.health.router import router as health_router
+from app.incidents.list_router import router as incident_search_router
 from app.incidents.router import router as incidents_router
+from app.places.router import router as places_router
 from app.taxonomy.router import router as taxonomy_router
 
 DESCRIPTION = """
@@ -54,7 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Every /v1 route needs at least read access (anonymous when the setting allows it).
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_read)], responses=COMMON_PROBLEMS)
+    v1.include_router(incident_search_router)
     v1.include_router(incidents_router)
+    v1.include_router(places_router)
+    v1.include_router(areas_router)
+    v1.include_router(actors_router)
     v1.include_router(taxonomy_router)
     app.include_router(v1)
     app.include_router(health_router)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -95,6 +94,9 @@ class Database:
         finally:
             await conn_cm.__aexit__(None, None, None)
 
+    # A pooled asyncpg connection for set-based writes that manage their own transaction.
+    acquire = read
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: commits when the block ends, rolls back if it raises."""
@@ -106,7 +108,3 @@ class Database:
             await self._pool.close()
             self._pool = None
         await self.engine.dispose()
-
-
-async def fetch_all(conn: asyncpg.Connection, sql: str, *args: Any) -> list[asyncpg.Record]:
-    return list(await conn.fetch(sql, *args))

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app.auth.deps import Reader, Writer
 from app.core.deps import DbDep, SettingsDep
-from app.core.errors import invalid, problem_doc
+from app.core.errors import problem_doc
 from app.core.http import etag, if_none_match_hits, parse_if_match, require_json
 from app.core.pagination import decode_cursor, encode_cursor
 from app.incidents import service
+from app.incidents.enrich import enrich
 from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, RevisionPage
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -32,8 +33,8 @@ IncidentId = Annotated[str, Path(description="The incident's id, as returned on 
     },
 )
 async def create_incident(incident: IncidentIn, db: DbDep, principal: Writer) -> Response:
-    if incident.latitude is None:
-        raise invalid("location", "place not found in the gazetteer", incident.location)
+    async with db.read() as lookup:
+        incident = await enrich(lookup, incident)
     async with db.write() as conn:
         new_id, version, doc = await service.create_incident(
             conn, incident=incident, changed_by=principal.name
@@ -84,11 +85,17 @@ async def patch_incident(
     ] = None,
 ) -> Response:
     versions = parse_if_match(if_match)
+
+    async def fill(merged: IncidentIn) -> IncidentIn:
+        async with db.read() as lookup:
+            return await enrich(lookup, merged)
+
     async with db.write() as conn:
         version, doc = await service.update_incident(
             conn,
             incident_id=service.parse_id(incident_id),
             patch=patch,
+            enrich=fill,
             if_match=versions,
             changed_by=principal.name,
         )

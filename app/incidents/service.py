@@ -7,6 +7,7 @@ source of the change feed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -88,10 +89,10 @@ LIMIT $3
 """
 
 
-def parse_id(raw: str) -> int:
-    """The internal key of an incident id; an id that cannot exist is simply not found."""
+def parse_id(raw: str, *, what: str = "incident") -> int:
+    """The internal key of an id; an id that cannot exist is simply not found."""
     if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
-        raise NotFound(f"No incident with id '{raw[:64]}'.")
+        raise NotFound(f"No {what} with id '{raw[:64]}'.")
     return int(raw)
 
 
@@ -194,12 +195,15 @@ async def update_incident(
     patch: IncidentPatch,
     if_match: set[int] | None,
     changed_by: str | None,
+    enrich: Callable[[IncidentIn], Awaitable[IncidentIn]] | None = None,
 ) -> tuple[int, str]:
     """Returns (version, json). A patch that changes nothing keeps the version."""
     version, current = await _lock(conn, incident_id)
     _check_precondition(incident_id, version, if_match)
     before = IncidentIn.model_validate(_as_input(current))
     after = merge_patch(current, patch)
+    if enrich is not None:
+        after = await enrich(after)
     fields = changed_fields(before, after)
     if not fields:
         return version, orjson.dumps(current).decode()

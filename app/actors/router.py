@@ -1,0 +1,61 @@
+"""Actor alias groups (used by the `actor` search parameter)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.actors import service
+from app.auth.deps import Writer
+from app.core.deps import DbDep
+from app.core.http import require_json
+
+router = APIRouter(prefix="/actors", tags=["actors"])
+
+
+class ActorIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"name": "Islamic State", "aliases": ["Daish"]}]},
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    aliases: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=200)
+    ] = []
+
+
+class ActorOut(BaseModel):
+    id: str
+    name: str
+    aliases: list[str]
+
+
+class ActorPage(BaseModel):
+    items: list[ActorOut]
+    next_cursor: str | None = None
+
+
+@router.get("", response_model=ActorPage, summary="Actor groups and their aliases")
+async def list_actors(db: DbDep) -> ActorPage:
+    async with db.read() as conn:
+        rows = await service.list_actors(conn)
+    return ActorPage(items=[ActorOut(**r) for r in rows])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ActorOut,
+    dependencies=[Depends(require_json)],
+    summary="Add an actor group or aliases to one",
+)
+async def add_actor(actor: ActorIn, db: DbDep, principal: Writer) -> ActorOut:
+    async with db.acquire() as conn:
+        row = await service.add_actor(
+            conn, name=actor.name, aliases=actor.aliases, created_by=principal.name
+        )
+    return ActorOut(**row)

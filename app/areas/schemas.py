@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.incidents.filters import PolygonGeometry
+
+
+class AreaIn(BaseModel):
+    """A named polygon, e.g. a disputed territory or a governorate from HDX COD-AB."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Khanaqin surroundings",
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[45.1, 34.2], [45.6, 34.2], [45.6, 34.6],
+                                         [45.1, 34.6], [45.1, 34.2]]],
+                    },
+                    "properties": {"note": "disputed territory"},
+                }
+            ]
+        },
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    geometry: PolygonGeometry
+    properties: dict[str, Any] = {}
+
+
+class AreaOut(BaseModel):
+    id: str
+    name: str
+    kind: str = Field(description="country, admin1 or custom")
+    code: str | None
+    iso_a2: str | None
+    iso_a3: str | None
+    alt_names: list[str]
+    properties: dict[str, Any]
+    source: str | None
+    bbox: list[float]
+    created_at: str
+
+
+class AreaPage(BaseModel):
+    items: list[AreaOut]
+    next_cursor: str | None
+
+
+class AreaFeature(BaseModel):
+    type: str
+    id: str
+    geometry: dict[str, Any]
+    properties: AreaOut

@@ -1,0 +1,152 @@
+"""Turns a resolved SearchFilter into one SQL WHERE clause with `$n` parameters.
+
+Every endpoint that selects incidents (list, polygon search, export, stats, grid, tiles) builds
+its WHERE here. Values are always bound parameters; the SQL text depends only on which filters
+are present, so each combination is one prepared statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.incidents.filters import SearchFilter, Sort
+
+POINT = "ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)"
+
+
+@dataclass
+class Params:
+    """Positional parameters: `add(value)` returns its `$n` placeholder."""
+
+    values: list[Any] = field(default_factory=list)
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+@dataclass
+class Where:
+    clauses: list[str]
+    params: Params
+    distance_sql: str | None  # metres from `near`, when there is one
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.clauses)
+
+
+def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i") -> Where:
+    p = params or Params()
+    a = alias
+    clauses = [f"{a}.deleted_at IS NULL"]
+    raw = f.raw
+    distance_sql = None
+
+    envelopes = list(f.envelopes)
+    if f.near is not None:
+        point = POINT.format(lon=p.add(f.near.longitude), lat=p.add(f.near.latitude))
+        distance_sql = f"ST_Distance({a}.geom::geography, {point}::geography)"
+        if f.radius_m is not None:
+            from app.incidents.geo import circle_envelopes
+
+            circle = circle_envelopes(f.near.latitude, f.near.longitude, f.radius_m)
+            clauses.append(_envelope_sql(a, circle, p))
+            clauses.append(
+                f"ST_DWithin({a}.geom::geography, {point}::geography, {p.add(f.radius_m)})"
+            )
+    if envelopes:
+        clauses.append(_envelope_sql(a, envelopes, p))
+    if f.area is not None:
+        # The area's small pieces (area_parts) make the point-in-polygon test cheap.
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM area_parts ap WHERE ap.area_id = {p.add(f.area.id)} "
+            f"AND ap.geom && {a}.geom AND ST_Intersects(ap.geom, {a}.geom))"
+        )
+    if f.geometry_json is not None:
+        clauses.append(
+            f"ST_Intersects({a}.geom, ST_SetSRID(ST_GeomFromGeoJSON({p.add(f.geometry_json)}), "
+            "4326))"
+        )
+    if raw.start is not None:
+        clauses.append(f"{a}.event_date >= {p.add(raw.start)}")
+    if raw.end is not None:
+        clauses.append(f"{a}.event_date <= {p.add(raw.end)}")
+    if raw.event_types:
+        clauses.append(f"{a}.event_type = ANY({p.add(raw.event_types)}::text[])")
+    if raw.sub_event_types:
+        clauses.append(f"{a}.sub_event_type = ANY({p.add(raw.sub_event_types)}::text[])")
+    if raw.disorder_types:
+        clauses.append(f"{a}.disorder_type = ANY({p.add(raw.disorder_types)}::text[])")
+    if f.actor_pattern is not None:
+        clauses.append(f"{a}.actors_norm ~ {p.add(f.actor_pattern)}")
+    if f.country_codes or f.country_names:
+        parts = []
+        if f.country_codes:
+            parts.append(f"{a}.country_code = ANY({p.add(f.country_codes)}::text[])")
+        if f.country_names:
+            parts.append(
+                f"app_norm({a}.country) = ANY(ARRAY(SELECT app_norm(x) FROM "
+                f"unnest({p.add(f.country_names)}::text[]) x))"
+            )
+        clauses.append("(" + " OR ".join(parts) + ")")
+    for column, values in (("admin1", raw.admin1), ("admin2", raw.admin2)):
+        if values:
+            clauses.append(
+                f"app_norm({a}.{column}) = ANY(ARRAY(SELECT app_norm(x) FROM "
+                f"unnest({p.add(values)}::text[]) x))"
+            )
+    if raw.min_fatalities is not None:
+        clauses.append(f"{a}.fatalities >= {p.add(raw.min_fatalities)}")
+    if raw.q:
+        clauses.append(
+            f"{a}.notes_tsv @@ websearch_to_tsquery('english'::regconfig, {p.add(raw.q)})"
+        )
+    return Where(clauses=clauses, params=p, distance_sql=distance_sql)
+
+
+def _envelope_sql(alias: str, envelopes: list[Any], p: Params) -> str:
+    parts = [
+        f"{alias}.geom && ST_MakeEnvelope({p.add(e.min_lon)}, {p.add(e.min_lat)}, "
+        f"{p.add(e.max_lon)}, {p.add(e.max_lat)}, 4326)"
+        for e in envelopes
+    ]
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
+@dataclass(frozen=True)
+class Order:
+    """A keyset order: the SQL ORDER BY, and how to continue after a given row."""
+
+    sort: Sort
+    order_by: str
+    key_columns: tuple[str, ...]
+
+
+def order_for(sort: Sort, distance_sql: str | None, alias: str = "i") -> Order:
+    a = alias
+    if sort is Sort.oldest:
+        return Order(sort, f"{a}.event_date ASC, {a}.id ASC", ("event_date", "id"))
+    if sort is Sort.deadliest:
+        return Order(sort, f"{a}.fatalities DESC, {a}.id DESC", ("fatalities", "id"))
+    if sort is Sort.distance and distance_sql is not None:
+        return Order(sort, f"{distance_sql} ASC, {a}.id ASC", ("distance", "id"))
+    return Order(Sort.newest, f"{a}.event_date DESC, {a}.id DESC", ("event_date", "id"))
+
+
+def keyset_clause(order: Order, after: dict[str, Any], p: Params, distance_sql: str | None,
+                  alias: str = "i") -> str:
+    """Rows strictly after the cursor's row in `order` (row comparison, index-friendly)."""
+    a = alias
+    last_id = int(after["id"])
+    if order.sort is Sort.oldest:
+        date = dt.date.fromisoformat(after["event_date"])
+        return f"({a}.event_date, {a}.id) > ({p.add(date)}, {p.add(last_id)})"
+    if order.sort is Sort.deadliest:
+        return f"({a}.fatalities, {a}.id) < ({p.add(int(after['fatalities']))}, {p.add(last_id)})"
+    if order.sort is Sort.distance and distance_sql is not None:
+        return f"({distance_sql}, {a}.id) > ({p.add(float(after['distance']))}, {p.add(last_id)})"
+    date = dt.date.fromisoformat(after["event_date"])
+    return f"({a}.event_date, {a}.id) < ({p.add(date)}, {p.add(last_id)})"

@@ -1,0 +1,185 @@
+"""Incident search: resolve the filter, run one keyset-paged query, or stream everything."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.actors.service import actor_pattern
+from app.areas.service import check_polygon, resolve_area
+from app.core.db import Database
+from app.core.errors import BadRequest, Unprocessable, field_error
+from app.incidents.filters import (
+    DEFAULT_RADIUS_KM,
+    NearPoint,
+    OutputFormat,
+    RawFilter,
+    SearchFilter,
+    Sort,
+    bbox_to_envelopes,
+    parse_latlon,
+)
+from app.incidents.formats import csv_chunk, csv_select_sql, feature_doc_sql, incident_doc_sql
+from app.incidents.query import Order, build_where, keyset_clause, order_for
+from app.places.service import find_country, resolve_place
+
+# Nearest-first without a radius: search growing circles until `limit` incidents are inside
+# one (the k nearest overall are then all inside it), so distances stay geodesic and exact.
+KNN_RADII_M = (10_000.0, 50_000.0, 250_000.0, 1_000_000.0, 5_000_000.0, 20_040_000.0)
+STREAM_BATCH = 2000
+
+
+async def resolve_filter(conn: asyncpg.Connection, raw: RawFilter, *, sort: Sort) -> SearchFilter:
+    f = SearchFilter(raw=raw)
+    if raw.near is not None:
+        latlon = parse_latlon(raw.near)
+        if latlon is not None:
+            f.near = NearPoint(latitude=latlon[0], longitude=latlon[1])
+        else:
+            place = await resolve_place(
+                conn, name=raw.near, field="near",
+                country=raw.countries[0] if len(raw.countries) == 1 else None,
+            )
+            f.near = NearPoint(place["latitude"], place["longitude"], place=place)
+        if raw.radius_km is not None:
+            f.radius_m = raw.radius_km * 1000
+        elif sort is not Sort.distance:
+            f.radius_m = DEFAULT_RADIUS_KM * 1000
+    elif sort is Sort.distance:
+        raise Unprocessable("sort=distance needs near",
+                            errors=[field_error("sort", "distance needs near", "distance")])
+    f.envelopes = bbox_to_envelopes(raw)
+    if raw.within is not None:
+        f.area = await resolve_area(conn, raw.within)
+    if raw.geometry is not None:
+        f.geometry_json = await check_polygon(conn, raw.geometry, "geometry")
+    for value in raw.countries:
+        country = await find_country(conn, value)
+        if country is not None:
+            f.country_codes.append(country["iso_a3"])
+        else:
+            f.country_names.append(value)
+    if raw.actors:
+        f.actor_pattern, f.actor_groups = await actor_pattern(conn, raw.actors)
+    return f
+
+
+def filter_fingerprint(raw: RawFilter, sort: Sort) -> str:
+    """Ties a cursor to the query it came from: reusing it with other filters is a 400."""
+    return hashlib.sha256(repr((raw, sort.value)).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Page:
+    rows: list[asyncpg.Record]
+    more: bool
+    order: Order
+    searched_radius_m: float | None = None
+
+
+def _select_sql(fmt: OutputFormat, distance_sql: str | None) -> str:
+    if fmt is OutputFormat.csv:
+        return csv_select_sql(distance_sql)
+    doc = feature_doc_sql(distance_sql) if fmt is OutputFormat.geojson else incident_doc_sql(
+        distance_sql
+    )
+    return f"({doc})::text AS doc"
+
+
+def build_query(
+    f: SearchFilter, *, sort: Sort, fmt: OutputFormat, after: dict[str, Any] | None,
+    limit: int | None,
+) -> tuple[str, list[Any], Order]:
+    where = build_where(f)
+    order = order_for(sort, where.distance_sql)
+    clauses = list(where.clauses)
+    if after is not None:
+        clauses.append(keyset_clause(order, after, where.params, where.distance_sql))
+    keys = "i.id AS k_id, i.event_date AS k_event_date, i.fatalities AS k_fatalities"
+    if where.distance_sql is not None:
+        keys += f", {where.distance_sql} AS k_distance"
+    sql = (
+        f"SELECT {_select_sql(fmt, where.distance_sql)}, {keys} "  # noqa: S608 (placeholders only)
+        f"FROM incidents i WHERE {' AND '.join(clauses)} ORDER BY {order.order_by}"
+    )
+    if limit is not None:
+        sql += f" LIMIT {where.params.add(limit)}"
+    return sql, where.params.values, order
+
+
+async def fetch_page(
+    db: Database, f: SearchFilter, *, sort: Sort, fmt: OutputFormat,
+    after: dict[str, Any] | None, limit: int,
+) -> Page:
+    async with db.read() as conn:
+        if f.near is not None and f.radius_m is None:
+            return await _nearest(conn, f, fmt=fmt, limit=limit)
+        sql, params, order = build_query(f, sort=sort, fmt=fmt, after=after, limit=limit + 1)
+        rows = await conn.fetch(sql, *params)
+    return Page(rows=rows[:limit], more=len(rows) > limit, order=order)
+
+
+async def _nearest(conn: asyncpg.Connection, f: SearchFilter, *, fmt: OutputFormat,
+                   limit: int) -> Page:
+    rows: list[asyncpg.Record] = []
+    order: Order | None = None
+    radius = KNN_RADII_M[-1]
+    for radius in KNN_RADII_M:
+        f.radius_m = radius
+        sql, params, order = build_query(f, sort=Sort.distance, fmt=fmt, after=None, limit=limit)
+        rows = await conn.fetch(sql, *params)
+        if len(rows) >= limit:
+            break
+    f.radius_m = None
+    assert order is not None
+    return Page(rows=rows, more=False, order=order, searched_radius_m=radius)
+
+
+def cursor_payload(page: Page, raw: RawFilter, sort: Sort) -> dict[str, Any] | None:
+    if not page.more or not page.rows:
+        return None
+    last = page.rows[-1]
+    payload: dict[str, Any] = {
+        "k": "inc",
+        "f": filter_fingerprint(raw, sort),
+        "id": int(last["k_id"]),
+        "event_date": last["k_event_date"].isoformat(),
+        "fatalities": int(last["k_fatalities"]),
+    }
+    if "k_distance" in last.keys():
+        payload["distance"] = float(last["k_distance"])
+    return payload
+
+
+def check_cursor(payload: dict[str, Any], raw: RawFilter, sort: Sort) -> dict[str, Any]:
+    if payload.get("f") != filter_fingerprint(raw, sort):
+        raise BadRequest(
+            "The cursor belongs to a different query; repeat the same filters and sort.",
+            errors=[field_error("cursor", "does not match these filters")],
+        )
+    return payload
+
+
+async def stream(
+    db: Database, f: SearchFilter, *, sort: Sort, fmt: OutputFormat, header: list[str] | None
+) -> AsyncIterator[str]:
+    """Every matching incident, in constant memory: a server-side cursor read in batches."""
+    sql, params, _ = build_query(f, sort=sort, fmt=fmt, after=None, limit=None)
+    width = len(header) if header else 0
+    async with db.read() as conn:
+        async with conn.transaction(readonly=True):
+            if header is not None:
+                yield csv_chunk([], width, header)
+            cursor = await conn.cursor(sql, *params)
+            while True:
+                batch = await cursor.fetch(STREAM_BATCH)
+                if not batch:
+                    break
+                if fmt is OutputFormat.csv:
+                    yield csv_chunk(batch, width)
+                else:
+                    yield "".join(str(r["doc"]) + "\n" for r in batch)

@@ -1,0 +1,67 @@
+"""Gazetteer endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from app.auth.deps import Writer
+from app.core.deps import DbDep
+from app.core.errors import problem_doc
+from app.core.http import require_json
+from app.places import service
+from app.places.schemas import PlaceIn, PlaceOut, PlacePage
+
+router = APIRouter(prefix="/places", tags=["places"])
+JSON = "application/json"
+
+
+@router.get("", response_model=PlacePage, summary="Search the gazetteer")
+async def search_places(
+    db: DbDep,
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=200,
+              description="A place name in any spelling or script; typos tolerated",
+              examples=["Khanaqin", "خانقين", "Khānaqīn"]),
+    ],
+    country: Annotated[str | None, Query(max_length=100,
+                                         description="Name, alpha-2 or alpha-3")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Response:
+    """Fuzzy (trigram), accent-insensitive search over names and alternate names, ranked by
+    exact match, similarity, then population."""
+    async with db.read() as conn:
+        docs = await service.search_places(conn, q=q, country=country, limit=limit)
+    return Response('{"items":[' + ",".join(docs) + '],"next_cursor":null}', media_type=JSON)
+
+
+@router.get("/{place_id}", response_model=PlaceOut, summary="One place")
+async def get_place(
+    db: DbDep, place_id: Annotated[str, Path(max_length=30)]
+) -> Response:
+    from app.incidents.service import parse_id
+
+    async with db.read() as conn:
+        doc = await service.get_place(conn, parse_id(place_id, what="place"))
+    return Response(doc, media_type=JSON)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PlaceOut,
+    dependencies=[Depends(require_json)],
+    summary="Add a place to the gazetteer",
+    responses={201: {"description": "Created"}, 409: problem_doc("Conflict")},
+)
+async def create_place(place: PlaceIn, db: DbDep, principal: Writer) -> Response:
+    async with db.acquire() as conn:
+        place_id = await service.create_place(
+            conn, data=place.model_dump(), created_by=principal.name
+        )
+        doc = await service.get_place(conn, place_id)
+    return Response(
+        doc, status_code=201, media_type=JSON, headers={"Location": f"/v1/places/{place_id}"}
+    )
