@@ -125,6 +125,57 @@ def places_load(
     asyncio.run(run())
 
 
+@areas_cli.command("load-boundaries")
+def areas_load_boundaries(
+    admin1: Annotated[
+        Path | None,
+        typer.Option(
+            help="Natural Earth admin-1 GeoPackage (default: data/boundaries/"
+            "world_map.gpkg from scripts/fetch_boundaries.sh)"
+        ),
+    ] = None,
+) -> None:
+    """Load Natural Earth countries (and admin-1 when available); idempotent."""
+    from app.areas.loader import load_boundaries
+
+    async def run() -> None:
+        conn = await _loader_connection()
+        try:
+            report = await load_boundaries(conn, admin1)
+        finally:
+            await conn.close()
+        typer.echo(
+            f"boundaries: {report.countries} countries, {report.admin1} admin-1 areas, "
+            f"{report.changed} inserted or changed in {report.seconds:.1f}s",
+            err=True,
+        )
+
+    asyncio.run(run())
+
+
+@areas_cli.command("import")
+def areas_import(
+    file: Annotated[Path, typer.Argument(help="A GeoJSON Feature or FeatureCollection")],
+    name_field: Annotated[str, typer.Option(help="Property holding each area's name")] = "name",
+) -> None:
+    """Import named polygons (e.g. HDX COD-AB boundaries) as areas usable in `within=`."""
+    from app.areas.loader import import_geojson
+    from app.core.errors import ProblemError
+
+    async def run() -> None:
+        conn = await _loader_connection()
+        try:
+            created, replaced = await import_geojson(conn, file, name_field=name_field)
+        except ProblemError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            await conn.close()
+        typer.echo(f"areas: {created} created, {replaced} replaced", err=True)
+
+    asyncio.run(run())
+
+
 @keys_cli.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who the key is for; recorded on every change")],

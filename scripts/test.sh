@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=dev . scripts/provision.sh
+bash scripts/fetch_boundaries.sh
 echo "[test] ruff" >&2
 .venv/bin/ruff check app tests bench migrations
 echo "[test] mypy" >&2

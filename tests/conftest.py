@@ -143,6 +143,7 @@ def live_server(database_url: str) -> Iterator[str]:
         "KEY_PEPPER": PEPPER,
         "CURSOR_SECRET": "test-cursor-secret",
         "LOG_LEVEL": "warning",
+        "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
         [
@@ -201,3 +202,71 @@ def incident(**changes: object) -> dict[str, object]:
     body: dict[str, object] = dict(DARA)
     body.update(changes)
     return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+async def gazetteer(database_url: str) -> dict[str, float]:
+    """The packaged GeoNames gazetteer, loaded once per run by the real loader."""
+    from app.places.loader import load_places
+    from app.places.sources import iter_packaged_places
+
+    conn = await asyncpg.connect(database_url, server_settings={"statement_timeout": "0"})
+    try:
+        report = await load_places(conn, iter_packaged_places())
+    finally:
+        await conn.close()
+    return {"rows": report.rows, "seconds": report.seconds}
+
+
+@pytest.fixture
+async def clean_incidents(db: asyncpg.Connection) -> None:
+    """An empty incident table, for tests that count exact results."""
+    await db.execute("TRUNCATE incidents, incident_revisions")
+
+
+async def insert_incidents(db: asyncpg.Connection, rows: list[dict[str, object]]) -> list[int]:
+    """Inserts incidents directly (test setup), returning their ids in order."""
+    ids = []
+    for row in rows:
+        ids.append(
+            await db.fetchval(
+                """
+                INSERT INTO incidents (event_date, event_type, sub_event_type, disorder_type,
+                    actor1, actor2, fatalities, country, country_code, admin1, admin2, location,
+                    notes, geom, external_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                        ST_SetSRID(ST_MakePoint($14, $15), 4326), $16)
+                RETURNING id
+                """,
+                row.get("event_date", __import__("datetime").date(2024, 3, 1)),
+                row.get("event_type", "Battles"),
+                row.get("sub_event_type", "Armed clash"),
+                row.get("disorder_type", "Political violence"),
+                row.get("actor1"),
+                row.get("actor2"),
+                row.get("fatalities", 0),
+                row.get("country", "Iraq"),
+                row.get("country_code", "IRQ"),
+                row.get("admin1"),
+                row.get("admin2"),
+                row.get("location"),
+                row.get("notes"),
+                row["longitude"],
+                row["latitude"],
+                row.get("external_id"),
+            )
+        )
+    return ids
+
+
+@pytest.fixture(scope="session")
+async def boundaries(database_url: str) -> dict[str, float]:
+    """Natural Earth countries and admin-1 areas, loaded once per run by the real loader."""
+    from app.areas.loader import load_boundaries
+
+    conn = await asyncpg.connect(database_url, server_settings={"statement_timeout": "0"})
+    try:
+        report = await load_boundaries(conn)
+    finally:
+        await conn.close()
+    return {"countries": report.countries, "admin1": report.admin1}

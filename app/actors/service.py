@@ -56,6 +56,8 @@ async def add_actor(
         SET aliases = ARRAY(SELECT DISTINCT unnest(actors.aliases || EXCLUDED.aliases))
         RETURNING id, name, aliases
         """,
-        name, aliases, created_by,
+        name,
+        aliases,
+        created_by,
     )
     return {"id": str(row["id"]), "name": row["name"], "aliases": list(row["aliases"])}

@@ -11,7 +11,7 @@ from app.areas.schemas import AreaFeature, AreaIn, AreaPage
 from app.auth.deps import Writer
 from app.core.deps import DbDep, SettingsDep
 from app.core.errors import problem_doc
-from app.core.http import require_json
+from app.core.http import GeoJSONResponse, require_json
 from app.core.pagination import decode_cursor, encode_cursor
 from app.incidents.service import parse_id
 
@@ -25,8 +25,7 @@ async def list_areas(
     db: DbDep,
     settings: SettingsDep,
     kind: Annotated[Literal["country", "admin1", "custom"] | None, Query()] = None,
-    name: Annotated[str | None, Query(max_length=200, description="Substring of the name")]
-    = None,
+    name: Annotated[str | None, Query(max_length=200, description="Substring of the name")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
@@ -43,13 +42,22 @@ async def list_areas(
     headers = {}
     if next_cursor:
         headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-    body = '{"items":[' + ",".join(docs) + '],"next_cursor":' + (
-        f'"{next_cursor}"' if next_cursor else "null"
-    ) + "}"
+    body = (
+        '{"items":['
+        + ",".join(docs)
+        + '],"next_cursor":'
+        + (f'"{next_cursor}"' if next_cursor else "null")
+        + "}"
+    )
     return Response(body, media_type=JSON, headers=headers)
 
 
-@router.get("/{area_id}", response_model=AreaFeature, summary="One area as a GeoJSON Feature")
+@router.get(
+    "/{area_id}",
+    response_model=AreaFeature,
+    response_class=GeoJSONResponse,
+    summary="One area as a GeoJSON Feature",
+)
 async def get_area(db: DbDep, area_id: Annotated[str, Path(max_length=30)]) -> Response:
     async with db.read() as conn:
         doc = await service.get_area(conn, parse_id(area_id, what="area"))
@@ -60,6 +68,7 @@ async def get_area(db: DbDep, area_id: Annotated[str, Path(max_length=30)]) -> R
     "",
     status_code=201,
     response_model=AreaFeature,
+    response_class=GeoJSONResponse,
     dependencies=[Depends(require_json)],
     summary="Add a named polygon",
     responses={409: problem_doc("An area with this name exists")},
@@ -74,5 +83,9 @@ async def create_area(area: AreaIn, db: DbDep, principal: Writer) -> Response:
             created_by=principal.name,
         )
         doc = await service.get_area(conn, area_id)
-    return Response(doc, status_code=201, media_type="application/geo+json",
-                    headers={"Location": f"/v1/areas/{area_id}"})
+    return Response(
+        doc,
+        status_code=201,
+        media_type="application/geo+json",
+        headers={"Location": f"/v1/areas/{area_id}"},
+    )

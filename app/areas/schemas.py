@@ -19,8 +19,9 @@ class AreaIn(BaseModel):
                     "name": "Khanaqin surroundings",
                     "geometry": {
                         "type": "Polygon",
-                        "coordinates": [[[45.1, 34.2], [45.6, 34.2], [45.6, 34.6],
-                                         [45.1, 34.6], [45.1, 34.2]]],
+                        "coordinates": [
+                            [[45.1, 34.2], [45.6, 34.2], [45.6, 34.6], [45.1, 34.6], [45.1, 34.2]]
+                        ],
                     },
                     "properties": {"note": "disputed territory"},
                 }

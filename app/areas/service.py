@@ -9,6 +9,7 @@ import orjson
 
 from app.core.errors import NotFound, Unprocessable, field_error
 from app.incidents.filters import AreaRef
+from app.incidents.geo import Envelope
 
 AREA_JSON = """json_build_object(
     'id', a.id::text, 'name', a.name, 'kind', a.kind, 'code', a.code,
@@ -33,7 +34,8 @@ GET_SQL = (
 
 CHECK_SQL = """
 SELECT ST_IsValid(g) AS valid, ST_IsValidReason(g) AS reason, ST_GeometryType(g) AS type,
-       ST_NPoints(g) AS points
+       ST_NPoints(g) AS points, ST_XMin(g) AS x0, ST_YMin(g) AS y0, ST_XMax(g) AS x1,
+       ST_YMax(g) AS y1
 FROM (SELECT ST_SetSRID(ST_GeomFromGeoJSON($1), 4326) AS g) s
 """
 
@@ -54,8 +56,11 @@ SELECT id FROM ins
 MAX_POINTS = 1_000_000
 
 
-async def check_polygon(conn: asyncpg.Connection, geometry: dict[str, Any], field: str) -> str:
-    """The geometry as GeoJSON text if it is a valid (Multi)Polygon in lon/lat; else a 422."""
+async def check_polygon(
+    conn: asyncpg.Connection, geometry: dict[str, Any], field: str
+) -> tuple[str, Envelope]:
+    """The geometry as GeoJSON text, and its extent, if it is a valid (Multi)Polygon in
+    lon/lat; else a 422."""
     text = orjson.dumps(geometry).decode()
     try:
         row = await conn.fetchrow(CHECK_SQL, text)
@@ -64,18 +69,31 @@ async def check_polygon(conn: asyncpg.Connection, geometry: dict[str, Any], fiel
             f"{field}: not a GeoJSON geometry PostGIS can read",
             errors=[field_error(field, "unreadable GeoJSON geometry")],
         ) from exc
+    if row["type"] is None or not row["points"] or row["x0"] is None:
+        raise Unprocessable(
+            f"{field}: empty geometry", errors=[field_error(field, "empty geometry")]
+        )
     if row["type"] not in ("ST_Polygon", "ST_MultiPolygon"):
-        raise Unprocessable(f"{field}: must be a Polygon or MultiPolygon",
-                            errors=[field_error(field, "must be a Polygon or MultiPolygon")])
+        raise Unprocessable(
+            f"{field}: must be a Polygon or MultiPolygon",
+            errors=[field_error(field, "must be a Polygon or MultiPolygon")],
+        )
     if not row["valid"]:
         raise Unprocessable(
             f"{field}: invalid polygon ({row['reason']})",
             errors=[field_error(field, f"invalid polygon: {row['reason']}")],
         )
     if row["points"] > MAX_POINTS:
-        raise Unprocessable(f"{field}: more than {MAX_POINTS} vertices",
-                            errors=[field_error(field, "too many vertices")])
-    return text
+        raise Unprocessable(
+            f"{field}: more than {MAX_POINTS} vertices",
+            errors=[field_error(field, "too many vertices")],
+        )
+    if not (-180 <= row["x0"] <= row["x1"] <= 180 and -90 <= row["y0"] <= row["y1"] <= 90):
+        raise Unprocessable(
+            f"{field}: coordinates must be lon/lat degrees",
+            errors=[field_error(field, "coordinates out of range")],
+        )
+    return text, Envelope(row["x0"], row["y0"], row["x1"], row["y1"])
 
 
 async def create_area(
@@ -88,18 +106,29 @@ async def create_area(
     kind: str = "custom",
     code: str | None = None,
 ) -> int:
-    text = await check_polygon(conn, geometry, "geometry")
+    text, _ = await check_polygon(conn, geometry, "geometry")
     try:
         async with conn.transaction():
             area_id = await conn.fetchval(
-                INSERT_SQL, name, kind, code, None, None, [], orjson.dumps(properties).decode(),
-                text, "user", created_by,
+                INSERT_SQL,
+                name,
+                kind,
+                code,
+                None,
+                None,
+                [],
+                orjson.dumps(properties).decode(),
+                text,
+                "user",
+                created_by,
             )
     except asyncpg.UniqueViolationError as exc:
         from app.core.errors import Conflict
 
-        raise Conflict(f"An area named '{name}' already exists.",
-                       errors=[field_error("name", "already exists", name)]) from exc
+        raise Conflict(
+            f"An area named '{name}' already exists.",
+            errors=[field_error("name", "already exists", name)],
+        ) from exc
     return int(area_id)
 
 
@@ -120,7 +149,8 @@ async def get_area(conn: asyncpg.Connection, area_id: int) -> str:
 
 
 RESOLVE_SQL = """
-SELECT id, name, kind FROM areas
+SELECT id, name, kind, ST_AsBinary(geom) AS wkb
+FROM areas
 WHERE ($1::bigint IS NOT NULL AND id = $1)
    OR app_norm(name) = app_norm($2) OR upper(code) = upper($2)
    OR app_norm($2) = ANY (SELECT app_norm(x) FROM unnest(alt_names) x)
@@ -138,7 +168,7 @@ async def resolve_area(conn: asyncpg.Connection, ref: str) -> AreaRef:
         raise NotFound(
             f"Unknown area '{ref}'.", errors=[field_error("within", "unknown area", ref)]
         )
-    return AreaRef(id=int(row["id"]), name=row["name"], kind=row["kind"])
+    return AreaRef(id=int(row["id"]), name=row["name"], kind=row["kind"], wkb=bytes(row["wkb"]))
 
 
 LOCATE_SQL = """

@@ -180,7 +180,7 @@ def _is_db_unavailable(exc: BaseException) -> bool:
     for _ in range(5):
         if seen is None:
             break
-        if isinstance(seen, unavailable | OperationalError | InterfaceError):
+        if isinstance(seen, (*unavailable, OperationalError, InterfaceError)):
             return True
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
             return True

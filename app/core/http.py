@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from app.core.errors import BadRequest, UnsupportedMediaType, field_error
 
@@ -53,3 +54,9 @@ def if_none_match_hits(header: str | None, version: int) -> bool:
         return False
     tags = {t.strip().removeprefix("W/") for t in header.split(",")}
     return "*" in tags or etag(version) in tags
+
+
+class GeoJSONResponse(JSONResponse):
+    """Documents (and sends) `application/geo+json` for routes that return GeoJSON."""
+
+    media_type = "application/geo+json"

@@ -34,8 +34,7 @@ async def enrich(conn: asyncpg.Connection, incident: IncidentIn) -> IncidentIn:
         if country is None:
             raise Unprocessable(
                 f"country_code: unknown code '{data.country_code}'",
-                errors=[field_error("country_code", "unknown ISO 3166-1 code",
-                                    data.country_code)],
+                errors=[field_error("country_code", "unknown ISO 3166-1 code", data.country_code)],
             )
         data.country_code = country["iso_a3"]
         data.country = data.country or country["name"]

@@ -51,6 +51,9 @@ class AreaRef:
     id: int
     name: str
     kind: str
+    # The polygon itself, bound as a parameter: with a custom plan it is a constant, so PostGIS
+    # estimates the selectivity from its extent and caches its prepared form across rows.
+    wkb: bytes
 
 
 @dataclass
@@ -101,8 +104,11 @@ class SearchFilter:
         if raw.bbox is not None:
             applied["bbox"] = list(raw.bbox)
         if self.area is not None:
-            applied["within"] = {"id": str(self.area.id), "name": self.area.name,
-                                 "kind": self.area.kind}
+            applied["within"] = {
+                "id": str(self.area.id),
+                "name": self.area.name,
+                "kind": self.area.kind,
+            }
         if raw.geometry is not None:
             applied["geometry"] = raw.geometry.get("type")
         for key in ("start", "end"):
@@ -110,8 +116,10 @@ class SearchFilter:
             if value is not None:
                 applied[key] = value.isoformat()
         for key, value in (
-            ("event_type", raw.event_types), ("sub_event_type", raw.sub_event_types),
-            ("disorder_type", raw.disorder_types), ("admin1", raw.admin1),
+            ("event_type", raw.event_types),
+            ("sub_event_type", raw.sub_event_types),
+            ("disorder_type", raw.disorder_types),
+            ("admin1", raw.admin1),
             ("admin2", raw.admin2),
         ):
             if value:
@@ -168,8 +176,10 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
     if any(v != v or v in (float("inf"), float("-inf")) for v in values):
         raise problem
     if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
-        raise Unprocessable("bbox: longitudes must be within [-180, 180]",
-                            errors=[field_error("bbox", "longitude out of range", value[:100])])
+        raise Unprocessable(
+            "bbox: longitudes must be within [-180, 180]",
+            errors=[field_error("bbox", "longitude out of range", value[:100])],
+        )
     if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90) or min_lat > max_lat:
         raise Unprocessable(
             "bbox: latitudes must be within [-90, 90] with minLat <= maxLat",
@@ -217,11 +227,14 @@ def build_raw_filter(
     geometry: dict[str, Any] | None = None,
 ) -> RawFilter:
     if start is not None and end is not None and end < start:
-        raise Unprocessable("end: must not be before start",
-                            errors=[field_error("end", "before start", end.isoformat())])
+        raise Unprocessable(
+            "end: must not be before start",
+            errors=[field_error("end", "before start", end.isoformat())],
+        )
     if radius_km is not None and near is None:
-        raise Unprocessable("radius_km: only meaningful with near",
-                            errors=[field_error("radius_km", "needs near")])
+        raise Unprocessable(
+            "radius_km: only meaningful with near", errors=[field_error("radius_km", "needs near")]
+        )
     if near is not None and not near.strip():
         raise Unprocessable("near: empty", errors=[field_error("near", "empty")])
     return RawFilter(
@@ -256,47 +269,74 @@ Text = Annotated[str | None, Query(max_length=1000)]
 def filter_query(
     near: Annotated[
         str | None,
-        Query(max_length=200, description="`lat,lon` or a place name (`near=Khanaqin`)",
-              examples=["Khanaqin", "34.348,45.391"]),
+        Query(
+            max_length=200,
+            description="`lat,lon` or a place name (`near=Khanaqin`)",
+            examples=["Khanaqin", "34.348,45.391"],
+        ),
     ] = None,
     radius_km: Annotated[
         float | None,
-        Query(gt=0, le=MAX_RADIUS_KM,
-              description="With `near`: geodesic radius in km (default 25; with "
-              "`sort=distance` and no radius, the `limit` nearest are returned)"),
+        Query(
+            gt=0,
+            le=MAX_RADIUS_KM,
+            description="With `near`: geodesic radius in km (default 25; with "
+            "`sort=distance` and no radius, the `limit` nearest are returned)",
+        ),
     ] = None,
     bbox: Annotated[
         str | None,
-        Query(max_length=200, description="minLon,minLat,maxLon,maxLat; minLon > maxLon "
-              "crosses the antimeridian", examples=["44.5,33.5,46.0,35.0"]),
+        Query(
+            max_length=200,
+            description="minLon,minLat,maxLon,maxLat; minLon > maxLon crosses the antimeridian",
+            examples=["44.5,33.5,46.0,35.0"],
+        ),
     ] = None,
     within: Annotated[str | None, Query(max_length=200, description="An area id or name")] = None,
     start: Annotated[dt.date | None, Query(description="First event_date, inclusive")] = None,
     end: Annotated[dt.date | None, Query(description="Last event_date, inclusive")] = None,
-    event_type: Annotated[str | None, Query(max_length=1000,
-                                            description="Comma-separated event types")] = None,
+    event_type: Annotated[
+        str | None, Query(max_length=1000, description="Comma-separated event types")
+    ] = None,
     sub_event_type: Annotated[str | None, Query(max_length=2000)] = None,
     disorder_type: Annotated[str | None, Query(max_length=1000)] = None,
     actor: Annotated[
         str | None,
-        Query(max_length=500, description="Matches any actor field and known aliases "
-              "(ISIS = ISIL = Daesh = Islamic State), case-insensitive; comma-separated"),
+        Query(
+            max_length=500,
+            description="Matches any actor field and known aliases "
+            "(ISIS = ISIL = Daesh = Islamic State), case-insensitive; comma-separated",
+        ),
     ] = None,
-    country: Annotated[str | None, Query(max_length=500,
-                                         description="Name, alpha-2 or alpha-3")] = None,
-    admin1: Annotated[str | None, Query(max_length=500,
-                                        description="Exact, case/accent-insensitive")] = None,
+    country: Annotated[
+        str | None, Query(max_length=500, description="Name, alpha-2 or alpha-3")
+    ] = None,
+    admin1: Annotated[
+        str | None, Query(max_length=500, description="Exact, case/accent-insensitive")
+    ] = None,
     admin2: Annotated[str | None, Query(max_length=500)] = None,
     min_fatalities: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
-    q: Annotated[str | None, Query(max_length=500, description="Full-text search over notes")]
-    = None,
+    q: Annotated[
+        str | None, Query(max_length=500, description="Full-text search over notes")
+    ] = None,
 ) -> RawFilter:
     """Dependency: the search filter from the query string."""
     return build_raw_filter(
-        near=near, radius_km=radius_km, bbox=bbox, within=within, start=start, end=end,
-        event_type=event_type, sub_event_type=sub_event_type, disorder_type=disorder_type,
-        actor=actor, country=country, admin1=admin1, admin2=admin2,
-        min_fatalities=min_fatalities, q=q,
+        near=near,
+        radius_km=radius_km,
+        bbox=bbox,
+        within=within,
+        start=start,
+        end=end,
+        event_type=event_type,
+        sub_event_type=sub_event_type,
+        disorder_type=disorder_type,
+        actor=actor,
+        country=country,
+        admin1=admin1,
+        admin2=admin2,
+        min_fatalities=min_fatalities,
+        q=q,
     )
 
 
@@ -320,8 +360,9 @@ class SearchBody(BaseModel):
                 {
                     "geometry": {
                         "type": "Polygon",
-                        "coordinates": [[[45.0, 34.0], [45.8, 34.0], [45.8, 34.7],
-                                         [45.0, 34.7], [45.0, 34.0]]],
+                        "coordinates": [
+                            [[45.0, 34.0], [45.8, 34.0], [45.8, 34.7], [45.0, 34.7], [45.0, 34.0]]
+                        ],
                     },
                     "start": "2020-01-01",
                     "event_type": "Violence against civilians",

@@ -27,9 +27,7 @@ class Envelope:
 
 def metres_per_degree_lon(lat: float) -> float:
     phi = math.radians(lat)
-    return (math.pi / 180) * WGS84_A * math.cos(phi) / math.sqrt(
-        1 - WGS84_E2 * math.sin(phi) ** 2
-    )
+    return (math.pi / 180) * WGS84_A * math.cos(phi) / math.sqrt(1 - WGS84_E2 * math.sin(phi) ** 2)
 
 
 def split_antimeridian(
@@ -39,11 +37,15 @@ def split_antimeridian(
     if max_lon - min_lon >= 360:
         return [Envelope(-180, min_lat, 180, max_lat)]
     if min_lon < -180:
-        return [Envelope(min_lon + 360, min_lat, 180, max_lat),
-                Envelope(-180, min_lat, max_lon, max_lat)]
+        return [
+            Envelope(min_lon + 360, min_lat, 180, max_lat),
+            Envelope(-180, min_lat, max_lon, max_lat),
+        ]
     if max_lon > 180:
-        return [Envelope(min_lon, min_lat, 180, max_lat),
-                Envelope(-180, min_lat, max_lon - 360, max_lat)]
+        return [
+            Envelope(min_lon, min_lat, 180, max_lat),
+            Envelope(-180, min_lat, max_lon - 360, max_lat),
+        ]
     return [Envelope(min_lon, min_lat, max_lon, max_lat)]
 
 

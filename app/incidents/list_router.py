@@ -50,8 +50,12 @@ FormatParam = Annotated[
 ]
 LimitParam = Annotated[
     int | None,
-    Query(ge=1, le=10000, description="Page size, 1..10000 (default 100). csv and ndjson "
-          "without a limit stream every match"),
+    Query(
+        ge=1,
+        le=10000,
+        description="Page size, 1..10000 (default 100). csv and ndjson "
+        "without a limit stream every match",
+    ),
 ]
 CursorParam = Annotated[str | None, Query(max_length=1000, description="From next_cursor")]
 
@@ -68,15 +72,25 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _respond(
-    request: Request, db: Database, settings: Settings, raw: RawFilter, *, sort: Sort,
-    fmt: OutputFormat | None, accept: str | None, limit: int | None, cursor: str | None,
+    request: Request,
+    db: Database,
+    settings: Settings,
+    raw: RawFilter,
+    *,
+    sort: Sort,
+    fmt: OutputFormat | None,
+    accept: str | None,
+    limit: int | None,
+    cursor: str | None,
 ) -> Response:
     output = negotiate(fmt, accept)
     async with db.read() as conn:
         f = await search.resolve_filter(conn, raw, sort=sort)
     if sort is Sort.distance and f.near is not None and f.radius_m is None and cursor:
-        raise Unprocessable("cursor: nearest-first without radius_km returns one page",
-                            errors=[field_error("cursor", "not available for nearest queries")])
+        raise Unprocessable(
+            "cursor: nearest-first without radius_km returns one page",
+            errors=[field_error("cursor", "not available for nearest queries")],
+        )
     media_type = MEDIA_TYPES[output]
     if output in (OutputFormat.csv, OutputFormat.ndjson) and limit is None and not cursor:
         if f.near is not None and f.radius_m is None:
@@ -100,8 +114,9 @@ async def _respond(
 
     if output is OutputFormat.csv:
         header = csv_header(f.near is not None)
-        return Response(csv_chunk(page.rows, len(header), header), media_type=media_type,
-                        headers=headers)
+        return Response(
+            csv_chunk(page.rows, len(header), header), media_type=media_type, headers=headers
+        )
     if output is OutputFormat.ndjson:
         body = "".join(str(r["doc"]) + "\n" for r in page.rows)
         return Response(body, media_type=media_type, headers=headers)
@@ -120,13 +135,18 @@ async def _respond(
         links = [{"href": str(request.url), "rel": "self", "type": "application/geo+json"}]
         if next_url:
             links.append({"href": next_url, "rel": "next", "type": "application/geo+json"})
-        tail = orjson.dumps({"numberReturned": len(page.rows), "links": links,
-                             "next_cursor": next_cursor, "meta": meta}).decode()
+        tail = orjson.dumps(
+            {
+                "numberReturned": len(page.rows),
+                "links": links,
+                "next_cursor": next_cursor,
+                "meta": meta,
+            }
+        ).decode()
         body = '{"type":"FeatureCollection","features":[' + docs + "]," + tail[1:]
         return Response(body, media_type=media_type, headers=headers)
     tail = orjson.dumps({"next_cursor": next_cursor, "meta": meta}).decode()
-    return Response('{"items":[' + docs + "]," + tail[1:], media_type=media_type,
-                    headers=headers)
+    return Response('{"items":[' + docs + "]," + tail[1:], media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -148,8 +168,9 @@ async def list_incidents(
 ) -> Response:
     """Radius (`near`, `radius_km`), bbox, area, dates, types, actor, country, admin and
     full-text filters; keyset pages; JSON, GeoJSON, CSV or NDJSON."""
-    return await _respond(request, db, settings, raw, sort=sort, fmt=format, accept=accept,
-                          limit=limit, cursor=cursor)
+    return await _respond(
+        request, db, settings, raw, sort=sort, fmt=format, accept=accept, limit=limit, cursor=cursor
+    )
 
 
 @router.post(
@@ -172,5 +193,14 @@ async def search_incidents(
 ) -> Response:
     """The same search as GET /v1/incidents, with a Polygon/MultiPolygon `geometry` in the body.
     Paging: send the same body with `cursor` from `next_cursor` in the query string."""
-    return await _respond(request, db, settings, body.to_raw(), sort=sort, fmt=format,
-                          accept=accept, limit=limit, cursor=cursor)
+    return await _respond(
+        request,
+        db,
+        settings,
+        body.to_raw(),
+        sort=sort,
+        fmt=format,
+        accept=accept,
+        limit=limit,
+        cursor=cursor,
+    )

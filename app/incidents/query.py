@@ -60,11 +60,7 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
     if envelopes:
         clauses.append(_envelope_sql(a, envelopes, p))
     if f.area is not None:
-        # The area's small pieces (area_parts) make the point-in-polygon test cheap.
-        clauses.append(
-            f"EXISTS (SELECT 1 FROM area_parts ap WHERE ap.area_id = {p.add(f.area.id)} "
-            f"AND ap.geom && {a}.geom AND ST_Intersects(ap.geom, {a}.geom))"
-        )
+        clauses.append(f"ST_Intersects({a}.geom, ST_GeomFromWKB({p.add(f.area.wkb)}, 4326))")
     if f.geometry_json is not None:
         clauses.append(
             f"ST_Intersects({a}.geom, ST_SetSRID(ST_GeomFromGeoJSON({p.add(f.geometry_json)}), "
@@ -136,8 +132,9 @@ def order_for(sort: Sort, distance_sql: str | None, alias: str = "i") -> Order:
     return Order(Sort.newest, f"{a}.event_date DESC, {a}.id DESC", ("event_date", "id"))
 
 
-def keyset_clause(order: Order, after: dict[str, Any], p: Params, distance_sql: str | None,
-                  alias: str = "i") -> str:
+def keyset_clause(
+    order: Order, after: dict[str, Any], p: Params, distance_sql: str | None, alias: str = "i"
+) -> str:
     """Rows strictly after the cursor's row in `order` (row comparison, index-friendly)."""
     a = alias
     last_id = int(after["id"])

@@ -41,7 +41,9 @@ async def resolve_filter(conn: asyncpg.Connection, raw: RawFilter, *, sort: Sort
             f.near = NearPoint(latitude=latlon[0], longitude=latlon[1])
         else:
             place = await resolve_place(
-                conn, name=raw.near, field="near",
+                conn,
+                name=raw.near,
+                field="near",
                 country=raw.countries[0] if len(raw.countries) == 1 else None,
             )
             f.near = NearPoint(place["latitude"], place["longitude"], place=place)
@@ -50,13 +52,15 @@ async def resolve_filter(conn: asyncpg.Connection, raw: RawFilter, *, sort: Sort
         elif sort is not Sort.distance:
             f.radius_m = DEFAULT_RADIUS_KM * 1000
     elif sort is Sort.distance:
-        raise Unprocessable("sort=distance needs near",
-                            errors=[field_error("sort", "distance needs near", "distance")])
+        raise Unprocessable(
+            "sort=distance needs near",
+            errors=[field_error("sort", "distance needs near", "distance")],
+        )
     f.envelopes = bbox_to_envelopes(raw)
     if raw.within is not None:
         f.area = await resolve_area(conn, raw.within)
     if raw.geometry is not None:
-        f.geometry_json = await check_polygon(conn, raw.geometry, "geometry")
+        f.geometry_json, _ = await check_polygon(conn, raw.geometry, "geometry")
     for value in raw.countries:
         country = await find_country(conn, value)
         if country is not None:
@@ -84,14 +88,20 @@ class Page:
 def _select_sql(fmt: OutputFormat, distance_sql: str | None) -> str:
     if fmt is OutputFormat.csv:
         return csv_select_sql(distance_sql)
-    doc = feature_doc_sql(distance_sql) if fmt is OutputFormat.geojson else incident_doc_sql(
-        distance_sql
+    doc = (
+        feature_doc_sql(distance_sql)
+        if fmt is OutputFormat.geojson
+        else incident_doc_sql(distance_sql)
     )
     return f"({doc})::text AS doc"
 
 
 def build_query(
-    f: SearchFilter, *, sort: Sort, fmt: OutputFormat, after: dict[str, Any] | None,
+    f: SearchFilter,
+    *,
+    sort: Sort,
+    fmt: OutputFormat,
+    after: dict[str, Any] | None,
     limit: int | None,
 ) -> tuple[str, list[Any], Order]:
     where = build_where(f)
@@ -112,8 +122,13 @@ def build_query(
 
 
 async def fetch_page(
-    db: Database, f: SearchFilter, *, sort: Sort, fmt: OutputFormat,
-    after: dict[str, Any] | None, limit: int,
+    db: Database,
+    f: SearchFilter,
+    *,
+    sort: Sort,
+    fmt: OutputFormat,
+    after: dict[str, Any] | None,
+    limit: int,
 ) -> Page:
     async with db.read() as conn:
         if f.near is not None and f.radius_m is None:
@@ -123,8 +138,9 @@ async def fetch_page(
     return Page(rows=rows[:limit], more=len(rows) > limit, order=order)
 
 
-async def _nearest(conn: asyncpg.Connection, f: SearchFilter, *, fmt: OutputFormat,
-                   limit: int) -> Page:
+async def _nearest(
+    conn: asyncpg.Connection, f: SearchFilter, *, fmt: OutputFormat, limit: int
+) -> Page:
     rows: list[asyncpg.Record] = []
     order: Order | None = None
     radius = KNN_RADII_M[-1]

@@ -18,9 +18,21 @@ CREATE TEMP TABLE staging_places (
     admin1 text, admin2 text, population bigint, lon float8, lat float8
 ) ON COMMIT DROP
 """
-STAGING_COLUMNS = ["geonameid", "name", "ascii_name", "alternate_names", "feature_class",
-                   "feature_code", "country_code", "country_code3", "admin1", "admin2",
-                   "population", "lon", "lat"]
+STAGING_COLUMNS = [
+    "geonameid",
+    "name",
+    "ascii_name",
+    "alternate_names",
+    "feature_class",
+    "feature_code",
+    "country_code",
+    "country_code3",
+    "admin1",
+    "admin2",
+    "population",
+    "lon",
+    "lat",
+]
 
 UPSERT_SQL = """
 WITH up AS (
@@ -78,9 +90,21 @@ class LoadReport:
 
 def _tuples(records: Iterable[PlaceRecord]) -> Iterator[tuple[object, ...]]:
     for r in records:
-        yield (r.geonameid, r.name, r.ascii_name, list(r.alternate_names), r.feature_class,
-               r.feature_code, r.country_code, r.country_code3, r.admin1, r.admin2,
-               r.population, r.longitude, r.latitude)
+        yield (
+            r.geonameid,
+            r.name,
+            r.ascii_name,
+            list(r.alternate_names),
+            r.feature_class,
+            r.feature_code,
+            r.country_code,
+            r.country_code3,
+            r.admin1,
+            r.admin2,
+            r.population,
+            r.longitude,
+            r.latitude,
+        )
 
 
 async def load_countries(conn: asyncpg.Connection) -> int:
@@ -119,5 +143,6 @@ async def load_places(conn: asyncpg.Connection, records: Iterable[PlaceRecord]) 
             )
     await conn.execute("ANALYZE places")
     await conn.execute("ANALYZE place_names")
-    return LoadReport(rows=rows, upserted=upserted, names=names,
-                      seconds=time.perf_counter() - started)
+    return LoadReport(
+        rows=rows, upserted=upserted, names=names, seconds=time.perf_counter() - started
+    )

@@ -22,12 +22,16 @@ async def search_places(
     db: DbDep,
     q: Annotated[
         str,
-        Query(min_length=1, max_length=200,
-              description="A place name in any spelling or script; typos tolerated",
-              examples=["Khanaqin", "خانقين", "Khānaqīn"]),
+        Query(
+            min_length=1,
+            max_length=200,
+            description="A place name in any spelling or script; typos tolerated",
+            examples=["Khanaqin", "خانقين", "Khānaqīn"],
+        ),
     ],
-    country: Annotated[str | None, Query(max_length=100,
-                                         description="Name, alpha-2 or alpha-3")] = None,
+    country: Annotated[
+        str | None, Query(max_length=100, description="Name, alpha-2 or alpha-3")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response:
     """Fuzzy (trigram), accent-insensitive search over names and alternate names, ranked by
@@ -38,9 +42,7 @@ async def search_places(
 
 
 @router.get("/{place_id}", response_model=PlaceOut, summary="One place")
-async def get_place(
-    db: DbDep, place_id: Annotated[str, Path(max_length=30)]
-) -> Response:
+async def get_place(db: DbDep, place_id: Annotated[str, Path(max_length=30)]) -> Response:
     from app.incidents.service import parse_id
 
     async with db.read() as conn:

@@ -79,12 +79,20 @@ async def search_places(
     return [str(r["doc"]) for r in rows]
 
 
+# Resolving a name to one place (near=, location-only incidents) needs a closer match than a
+# search listing: "Khanaqeen" or "Khanaquin" (0.5-0.6) resolve, "Qwxzyvillage" (0.35) does not.
+RESOLVE_MIN_SIMILARITY = 0.45
+
+
 async def best_place(
     conn: asyncpg.Connection, *, name: str, country: str | None = None
 ) -> dict[str, Any] | None:
     """The place a name most likely means (exact name, then similarity, then population)."""
     docs = await search_places(conn, q=name, country=country, limit=1)
-    return orjson.loads(docs[0]) if docs else None
+    if not docs:
+        return None
+    place: dict[str, Any] = orjson.loads(docs[0])
+    return place if place["score"] >= RESOLVE_MIN_SIMILARITY else None
 
 
 async def resolve_place(
@@ -126,9 +134,7 @@ GET_PLACE_SQL = (
 )
 
 
-async def create_place(
-    conn: asyncpg.Connection, *, data: dict[str, Any], created_by: str
-) -> int:
+async def create_place(conn: asyncpg.Connection, *, data: dict[str, Any], created_by: str) -> int:
     async with conn.transaction():
         place_id = await conn.fetchval(
             INSERT_PLACE_SQL,

@@ -222,8 +222,8 @@ def _clean_alternate_names(name: str, names: Iterable[str]) -> tuple[str, ...]:
     """Alternate names worth matching against: NFC, deduplicated, in GeoNames' order.
 
     Every script is kept (Arabic, Kurdish, Cyrillic... are what local reports use); dropped are
-    the name itself, links, and strings without a letter (postal codes, numeric ids, blanks)
-    or too long to be a name.
+    the name itself, links, strings without a letter (postal codes, numeric ids, blanks), airport
+    codes (3-4 capital ASCII letters) and strings too long to be a name.
     """
     seen = {name}
     kept: list[str] = []
@@ -241,6 +241,8 @@ def _clean_alternate_names(name: str, names: Iterable[str]) -> tuple[str, ...]:
             continue
         if "://" in alt or alt.startswith(("www.", "WWW.")):
             continue
+        if 3 <= len(alt) <= 4 and alt.isascii() and alt.isupper() and alt.isalpha():
+            continue  # IATA/ICAO airport codes (QXW, ORBI): they fuzzy-match random queries
         kept.append(alt)
     return tuple(kept)
 
