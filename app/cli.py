@@ -93,7 +93,11 @@ async def _loader_connection():  # type: ignore[no-untyped-def]
 
     return await asyncpg.connect(
         get_settings().plain_database_url,
-        server_settings={"application_name": "incidents-cli", "statement_timeout": "0"},
+        server_settings={
+            "application_name": "incidents-cli",
+            "statement_timeout": "0",
+            "jit": "off",
+        },
     )
 
 
@@ -172,6 +176,111 @@ def areas_import(
         finally:
             await conn.close()
         typer.echo(f"areas: {created} created, {replaced} replaced", err=True)
+
+    asyncio.run(run())
+
+
+@cli.command("import")
+def import_file(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="ACLED CSV, UCDP GED CSV, JSON array, NDJSON or GeoJSON",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="json, ndjson, geojson or csv (default: detected)"),
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Rows per committed chunk")] = 50_000,
+    quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
+) -> None:
+    """Upsert incidents from a file on external_id: idempotent, resumable after an
+    interruption (rerun the same command), with a progress bar."""
+    from app.incidents.importers.job import run_import
+    from app.incidents.importers.readers import ReadError
+
+    async def run() -> None:
+        conn = await _loader_connection()
+        try:
+            result = await run_import(conn, file, fmt=format, batch=batch, progress=not quiet)
+        except ReadError as exc:
+            where = f" (line {exc.line})" if exc.line else ""
+            typer.echo(f"error: cannot read {file}{where}: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            await conn.close()
+        r = result.report
+        resumed = f", resumed after row {result.resumed_from}" if result.resumed_from else ""
+        typer.echo(
+            f"import: {r.received} rows read, {r.inserted} inserted, {r.updated} updated, "
+            f"{r.unchanged} unchanged, {r.failed} failed, {r.duplicates_flagged} flagged as "
+            f"possible duplicates in {result.seconds:.1f}s ({result.rows_per_second:,.0f} "
+            f"rows/s){resumed}",
+            err=True,
+        )
+        for problem in r.errors[:20]:
+            line = f" line {problem.line}" if problem.line else ""
+            fields = "; ".join(f"{e['field']}: {e['message']}" for e in problem.errors)
+            typer.echo(f"  row {problem.row}{line}: {fields}", err=True)
+
+    asyncio.run(run())
+
+
+@cli.command("export")
+def export(
+    format: Annotated[str, typer.Option("--format", help="csv, ndjson or geojson")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: stdout)")
+    ] = None,
+    near: Annotated[str | None, typer.Option(help="lat,lon or a place name")] = None,
+    radius_km: Annotated[float | None, typer.Option()] = None,
+    bbox: Annotated[str | None, typer.Option(help="minLon,minLat,maxLon,maxLat")] = None,
+    within: Annotated[str | None, typer.Option(help="Area id or name")] = None,
+    start: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    event_type: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[str | None, typer.Option()] = None,
+    country: Annotated[str | None, typer.Option()] = None,
+    admin1: Annotated[str | None, typer.Option()] = None,
+    q: Annotated[str | None, typer.Option(help="Full-text search over notes")] = None,
+) -> None:
+    """Stream incidents (same filters as the API) as CSV, NDJSON or GeoJSON."""
+    import datetime as dt
+
+    from app.core.db import Database
+    from app.core.errors import ProblemError
+    from app.incidents.export import export_stream
+    from app.incidents.filters import build_raw_filter
+
+    async def run() -> None:
+        db = Database(get_settings())
+        sink = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            raw = build_raw_filter(
+                near=near,
+                radius_km=radius_km,
+                bbox=bbox,
+                within=within,
+                start=dt.date.fromisoformat(start) if start else None,
+                end=dt.date.fromisoformat(end) if end else None,
+                event_type=event_type,
+                actor=actor,
+                country=country,
+                admin1=admin1,
+                q=q,
+            )
+            async for chunk in export_stream(db, raw, format):
+                sink.write(chunk)
+        except ProblemError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            if output:
+                sink.close()
+            await db.close()
 
     asyncio.run(run())
 

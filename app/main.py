@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.actors.router import router as actors_router
 from app.areas.router import router as areas_router
 from app.auth.deps import require_read
+from app.changes.router import router as changes_router
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import COMMON_PROBLEMS, install_error_handlers
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(places_router)
     v1.include_router(areas_router)
     v1.include_router(actors_router)
+    v1.include_router(changes_router)
     v1.include_router(taxonomy_router)
     app.include_router(v1)
     app.include_router(health_router)

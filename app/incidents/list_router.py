@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from app.auth.deps import Writer
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.deps import DbDep, SettingsDep
 from app.core.errors import Unprocessable, field_error
 from app.core.http import require_json
 from app.core.pagination import decode_cursor, encode_cursor
-from app.incidents import search
+from app.incidents import bulk, search
 from app.incidents.filters import OutputFormat, RawFilter, SearchBody, Sort, filter_query
 from app.incidents.formats import MEDIA_TYPES, csv_chunk, csv_header, negotiate
 from app.incidents.schemas import IncidentOut
@@ -204,3 +205,70 @@ async def search_incidents(
         limit=limit,
         cursor=cursor,
     )
+
+
+class BulkRowError(BaseModel):
+    row: int
+    line: int | None = None
+    errors: list[dict[str, Any]]
+
+
+class BulkReportOut(BaseModel):
+    format: str
+    layout: str
+    atomic: bool
+    received: int
+    inserted: int
+    updated: int
+    unchanged: int
+    failed: int
+    errors: list[BulkRowError] = Field(description="Invalid rows (first 1000), by row and line")
+    possible_duplicates: list[dict[str, Any]]
+    duplicates_flagged: int
+
+
+@router.post(
+    "/bulk",
+    response_model=BulkReportOut,
+    summary="Bulk create/upsert (JSON array, NDJSON, GeoJSON, ACLED CSV, UCDP GED CSV)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/geo+json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def bulk_upsert(
+    request: Request,
+    db: DbDep,
+    principal: Writer,
+    atomic: Annotated[
+        bool, Query(description="Reject the whole batch if any row is invalid")
+    ] = False,
+    format: Annotated[
+        Literal["json", "ndjson", "geojson", "csv"] | None,
+        Query(description="Override the format detected from Content-Type and content"),
+    ] = None,
+) -> Response:
+    """Upserts on `external_id` (ACLED `event_id_cnty`, UCDP `id`): posting the same file twice
+    changes nothing and says so. Invalid rows are listed by row/line and field; with
+    `atomic=true` one bad row rejects the batch and nothing is stored. The body is streamed to
+    disk and parsed incrementally; its size limit is MAX_BULK_BODY_BYTES (413 beyond)."""
+    body = await bulk.spool(request)
+    try:
+        report = await bulk.ingest(
+            db,
+            body,
+            content_type=request.headers.get("content-type"),
+            fmt=format,
+            atomic=atomic,
+            changed_by=principal.name,
+        )
+    finally:
+        body.close()
+    return Response(orjson.dumps(report), media_type="application/json")

@@ -94,6 +94,9 @@ class Incident(Base):
     )
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    possible_duplicates: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), nullable=False, server_default="{}"
+    )
 
 
 class IncidentRevision(Base):

@@ -288,6 +288,11 @@ class IncidentOut(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+    possible_duplicates: list[str] = Field(
+        default_factory=list,
+        description="Ids of incidents within 2 km and 1 day, same event type, a shared actor, "
+        "found when this one was ingested; flagged, never merged",
+    )
     distance_km: float | None = Field(
         default=None, description="Geodesic distance from `near`, when the search had one"
     )

@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.db import Database
 from app.core.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, validation_errors
 from app.incidents.schemas import IncidentIn, IncidentPatch
-from app.incidents.sql import COMPARED_FIELDS, INCIDENT_JSON, WRITABLE_COLUMNS
+from app.incidents.sql import (
+    COMPARED_FIELDS,
+    DUPLICATE_CANDIDATES_SQL,
+    INCIDENT_JSON,
+    WRITABLE_COLUMNS,
+)
 
 MAX_ID = 2**63 - 1
 
@@ -37,11 +42,11 @@ _REVISION_CTE = (
 INSERT_SQL = (
     "WITH w AS (INSERT INTO incidents ("  # noqa: S608 (constant SQL pieces, values are bound)
     + ", ".join(WRITABLE_COLUMNS)
-    + ", geom) VALUES ("
+    + ", geom, possible_duplicates) VALUES ("
     + ", ".join(_VALUE_EXPR.get(c, ":" + c) for c in WRITABLE_COLUMNS)
     + ", "
     + _POINT
-    + ") RETURNING *), "
+    + ", :possible_duplicates) RETURNING *), "
     + _REVISION_CTE
     + "SELECT i.id, i.version, ("
     + INCIDENT_JSON
@@ -123,7 +128,10 @@ async def create_incident(
 ) -> tuple[int, int, str]:
     """Insert one incident and its first revision. Returns (id, version, json)."""
     params = _params(incident)
-    params.update(op="create", changed_by=changed_by, changed_fields=[])
+    duplicates = (await conn.execute(text(DUPLICATE_CANDIDATES_SQL), params)).scalar_one()
+    params.update(
+        op="create", changed_by=changed_by, changed_fields=[], possible_duplicates=duplicates
+    )
     try:
         async with conn.begin_nested():
             row = (await conn.execute(text(INSERT_SQL), params)).one()

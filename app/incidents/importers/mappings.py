@@ -1,0 +1,202 @@
+"""How source files map onto incident fields. Every mapping lives here (and in the README).
+
+ACLED: same field names and meanings as ours, so the mapping is mostly identity. Both the
+current layout (`event_id_cnty`, `disorder_type`, `civilian_targeting`, `tags`, `iso`) and the
+pre-2023 one (`data_id`, `event_id_no_cnty`, `iso3`, dates like `29-Feb-20`, numeric `inter1`)
+are read. `inter1`/`inter2`/`interaction` are ACLED-derived codes and are not stored.
+
+UCDP GED: one row per event; `type_of_violence` is mapped onto ACLED's taxonomy as in
+UCDP_VIOLENCE below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+ACLED_CURRENT_MARKERS = {"event_id_cnty", "event_type", "latitude", "longitude"}
+ACLED_OLD_MARKERS = {"data_id", "event_id_no_cnty"}
+UCDP_MARKERS = {"side_a", "side_b", "type_of_violence", "best", "date_start"}
+
+# UCDP type_of_violence -> (event_type, sub_event_type, civilian_targeting)
+UCDP_VIOLENCE: dict[str, tuple[str, str, bool]] = {
+    # 1 state-based conflict: a government against another government or an organised group.
+    "1": ("Battles", "Armed clash", False),
+    # 2 non-state conflict: organised groups fighting each other, no government involved.
+    "2": ("Battles", "Armed clash", False),
+    # 3 one-sided violence: a government or organised group killing civilians.
+    "3": ("Violence against civilians", "Attack", True),
+}
+
+# UCDP where_prec (1 exact ... 7 international waters) -> geo_precision (1 exact, 2 near,
+# 3 region).
+UCDP_WHERE_PREC = {"1": 1, "2": 2, "3": 3, "4": 3, "5": 3, "6": 3, "7": 3}
+# UCDP date_prec (1 day, 2 2-6 days, 3 week, 4 month, 5 year) -> time_precision.
+UCDP_DATE_PREC = {"1": 1, "2": 2, "3": 2, "4": 3, "5": 3}
+
+_MONTHS = {
+    m: n
+    for n, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
+_DMY_ABBR = re.compile(r"^(\d{1,2})[-/ ]([A-Za-z]{3})[A-Za-z]*[-/ ](\d{2}|\d{4})$")
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
+def parse_date(value: str) -> str:
+    """ISO `YYYY-MM-DD` for the date formats ACLED and UCDP files use:
+    2020-06-13, 2020-06-13 00:00:00.000, 13-Jun-20, 13 June 2020, 13/06/2020.
+    Returns the input unchanged when it is none of them (validation then names the field)."""
+    text = value.strip()
+    if len(text) >= 10 and text[4] == "-" and text[7] == "-":
+        return text[:10]
+    match = _DMY_ABBR.match(text)
+    if match:
+        day, month, year = match.groups()
+        month_no = _MONTHS.get(month.lower()[:3])
+        if month_no is None:
+            return text
+        year_no = int(year)
+        if len(year) == 2:
+            year_no += 2000 if year_no < 70 else 1900
+        return f"{year_no:04d}-{month_no:02d}-{int(day):02d}"
+    match = _DMY.match(text)
+    if match:
+        day, month, year = match.groups()
+        return f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
+    return text
+
+
+def _blank(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _int_or_raw(value: Any) -> Any:
+    value = _blank(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value)) if "." in value else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def detect_csv_layout(header: list[str]) -> str | None:
+    names = {h.strip().lower() for h in header}
+    if UCDP_MARKERS <= names:
+        return "ucdp"
+    if ACLED_CURRENT_MARKERS <= names or (
+        {"event_type", "latitude", "longitude"} <= names and ACLED_OLD_MARKERS & names
+    ):
+        return "acled"
+    if {"event_date", "event_type"} <= names:
+        return "incidents"  # our own CSV export
+    return None
+
+
+def from_acled(row: dict[str, str]) -> dict[str, Any]:
+    """An ACLED CSV row (current or pre-2023 layout) as incident input."""
+    get = row.get
+    external_id = _blank(get("event_id_cnty")) or _blank(get("data_id"))
+    tags = _blank(get("tags"))
+    civilian = _blank(get("civilian_targeting"))
+    out: dict[str, Any] = {
+        "external_id": external_id,
+        "event_date": parse_date(get("event_date") or ""),
+        "time_precision": _int_or_raw(get("time_precision")) or 1,
+        "disorder_type": _blank(get("disorder_type")),
+        "event_type": _blank(get("event_type")),
+        "sub_event_type": _blank(get("sub_event_type")),
+        "actor1": _blank(get("actor1")),
+        "assoc_actor_1": _blank(get("assoc_actor_1")),
+        "actor2": _blank(get("actor2")),
+        "assoc_actor_2": _blank(get("assoc_actor_2")),
+        "civilian_targeting": bool(civilian) and civilian.lower() not in ("0", "false", "no"),
+        "fatalities": _int_or_raw(get("fatalities")) or 0,
+        "country": _blank(get("country")),
+        "admin1": _blank(get("admin1")),
+        "admin2": _blank(get("admin2")),
+        "admin3": _blank(get("admin3")),
+        "location": _blank(get("location")),
+        "latitude": _blank(get("latitude")),
+        "longitude": _blank(get("longitude")),
+        "geo_precision": _int_or_raw(get("geo_precision")),
+        "source": _blank(get("source")),
+        "source_scale": _blank(get("source_scale")),
+        "notes": _blank(get("notes")),
+        "tags": [t.strip() for t in tags.split(";") if t.strip()] if tags else [],
+    }
+    # ACLED's `iso` is numeric (ISO 3166-1 numeric); the old layout's `iso3` is alpha-3.
+    iso3 = _blank(get("iso3"))
+    if iso3 and len(iso3) == 3 and iso3.isalpha():
+        out["country_code"] = iso3.upper()
+    # An ACLED export round-tripped through our CSV carries these too.
+    for extra in ("event_date_end", "fatalities_low", "fatalities_high"):
+        value = _blank(get(extra))
+        if value is not None:
+            out[extra] = parse_date(value) if extra == "event_date_end" else _int_or_raw(value)
+    return out
+
+
+def from_ucdp(row: dict[str, str]) -> dict[str, Any]:
+    """A UCDP GED CSV row as incident input (see UCDP_VIOLENCE for the taxonomy mapping)."""
+    get = row.get
+    violence = (_blank(get("type_of_violence")) or "").split(".")[0]
+    event_type, sub_event_type, civilians = UCDP_VIOLENCE.get(violence, (None, None, False))
+    start = parse_date(get("date_start") or "")
+    end = parse_date(get("date_end") or "") if _blank(get("date_end")) else None
+    best = _int_or_raw(get("best"))
+    low = _int_or_raw(get("low"))
+    high = _int_or_raw(get("high"))
+    source = _blank(get("source_office")) or _blank(get("source_original")) or "UCDP GED"
+    return {
+        "external_id": _blank(get("id")),
+        "event_date": start,
+        "event_date_end": end if end and end != start else None,
+        "time_precision": UCDP_DATE_PREC.get((_blank(get("date_prec")) or "1").split(".")[0], 1),
+        "disorder_type": "Political violence",
+        "event_type": event_type or f"UCDP type_of_violence {violence or '?'}",
+        "sub_event_type": sub_event_type,
+        "actor1": _blank(get("side_a")),
+        "actor2": _blank(get("side_b")),
+        "civilian_targeting": civilians,
+        "fatalities": best if best is not None else 0,
+        "fatalities_low": low
+        if isinstance(low, int) and isinstance(best, int) and low <= best
+        else None,
+        "fatalities_high": high
+        if isinstance(high, int) and isinstance(best, int) and high >= best
+        else None,
+        "country": _blank(get("country")),
+        "admin1": _blank(get("adm_1")),
+        "admin2": _blank(get("adm_2")),
+        "location": _blank(get("where_coordinates")) or _blank(get("where_description")),
+        "latitude": _blank(get("latitude")),
+        "longitude": _blank(get("longitude")),
+        "geo_precision": UCDP_WHERE_PREC.get((_blank(get("where_prec")) or "").split(".")[0]),
+        "source": source[:2000],
+        "source_scale": None,
+        "notes": _blank(get("source_headline")) or _blank(get("source_article")),
+        "tags": ["ucdp-ged"],
+    }
+
+
+def from_incident_csv(row: dict[str, str]) -> dict[str, Any]:
+    """Our own CSV export (ACLED columns first, then ours)."""
+    out = from_acled(row)
+    for field in ("event_date_end",):
+        value = _blank(row.get(field))
+        out[field] = parse_date(value) if value else None
+    code = _blank(row.get("iso3"))
+    if code:
+        out["country_code"] = code
+    return out
+
+
+def today() -> dt.date:
+    return dt.date.today()
