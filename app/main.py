@@ -21,7 +21,9 @@ from app.health.router import router as health_router
 from app.incidents.list_router import router as incident_search_router
 from app.incidents.router import router as incidents_router
 from app.places.router import router as places_router
+from app.stats.router import router as stats_router
 from app.taxonomy.router import router as taxonomy_router
+from app.tiles.router import router as tiles_router
 
 DESCRIPTION = """
 Geolocated armed-conflict incidents on PostGIS: radius, polygon and nearest queries, history,
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(areas_router)
     v1.include_router(actors_router)
     v1.include_router(changes_router)
+    v1.include_router(stats_router)
+    v1.include_router(tiles_router)
     v1.include_router(taxonomy_router)
     app.include_router(v1)
     app.include_router(health_router)

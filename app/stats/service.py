@@ -1,0 +1,224 @@
+"""Aggregates for dashboards, computed in PostgreSQL over the shared search filter.
+
+- `stats`: counts and fatalities grouped by one or two dimensions, time buckets zero-filled.
+- `grid`: equal-area hexagons (EPSG:6933, metres) with counts, as GeoJSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import asyncpg
+
+from app.core.errors import Unprocessable, field_error
+from app.incidents.filters import SearchFilter
+from app.incidents.query import Params, build_where
+
+TIME_DIMS = {"day": "day", "week": "week", "month": "month", "year": "year"}
+COLUMN_DIMS = {
+    "event_type": "i.event_type",
+    "sub_event_type": "i.sub_event_type",
+    "disorder_type": "i.disorder_type",
+    "country": "i.country",
+    "admin1": "i.admin1",
+    "admin2": "i.admin2",
+    "actor": "act.actor",
+}
+DIMENSIONS = (*COLUMN_DIMS, *TIME_DIMS)
+LABEL_FORMAT = {"day": "YYYY-MM-DD", "week": "YYYY-MM-DD", "month": "YYYY-MM", "year": "YYYY"}
+STEP = {"day": "1 day", "week": "1 week", "month": "1 month", "year": "1 year"}
+MAX_BUCKETS = 20_000
+MAX_ROWS = 100_000
+
+# Each incident counted once per distinct actor (ACLED's four actor fields).
+ACTOR_JOIN = (
+    " CROSS JOIN LATERAL (SELECT DISTINCT a AS actor FROM unnest(ARRAY[i.actor1, "
+    "i.assoc_actor_1, i.actor2, i.assoc_actor_2]) a WHERE a IS NOT NULL) act"
+)
+
+
+def parse_group_by(raw: str) -> list[str]:
+    dims = [d.strip() for d in raw.split(",") if d.strip()]
+    if not 1 <= len(dims) <= 2 or len(set(dims)) != len(dims):
+        raise Unprocessable(
+            "group_by: one or two distinct dimensions",
+            errors=[field_error("group_by", "give one or two dimensions", raw)],
+        )
+    for dim in dims:
+        if dim not in DIMENSIONS:
+            raise Unprocessable(
+                f"group_by: unknown dimension '{dim}'; one of {', '.join(DIMENSIONS)}",
+                errors=[field_error("group_by", "unknown dimension", dim)],
+            )
+    if sum(d in TIME_DIMS for d in dims) > 1:
+        raise Unprocessable(
+            "group_by: at most one time dimension",
+            errors=[field_error("group_by", "two time dimensions", raw)],
+        )
+    return dims
+
+
+def _bucket_count(start: dt.date, end: dt.date, unit: str) -> int:
+    days = (end - start).days + 1
+    return {
+        "day": days,
+        "week": days // 7 + 2,
+        "month": days // 28 + 2,
+        "year": end.year - start.year + 1,
+    }[unit]
+
+
+async def stats(conn: asyncpg.Connection, f: SearchFilter, dims: list[str]) -> str:
+    """The items array as JSON text."""
+    p = Params()
+    where = build_where(f, p)
+    time_dim = next((d for d in dims if d in TIME_DIMS), None)
+    other = [d for d in dims if d not in TIME_DIMS]
+    exprs = {d: COLUMN_DIMS[d] for d in other}
+    if time_dim:
+        exprs[time_dim] = f"date_trunc('{time_dim}', i.event_date)::date"
+    join = ACTOR_JOIN if "actor" in dims else ""
+    select = ", ".join(f"{exprs[d]} AS {d}" for d in dims)
+    group = ", ".join(str(n + 1) for n in range(len(dims)))
+    agg_sql = (
+        f"SELECT {select}, count(*) AS incidents, coalesce(sum(i.fatalities), 0) AS fatalities "
+        f"FROM incidents i{join} WHERE {where.sql} GROUP BY {group}"
+    )
+    rows_sql = "SELECT * FROM agg"
+    extra_ctes = ""
+    if time_dim:
+        start, end = f.raw.start, f.raw.end
+        if start is None or end is None:
+            bounds = await conn.fetchrow(
+                f"SELECT min(i.event_date) AS lo, max(i.event_date) AS hi FROM incidents i "
+                f"WHERE {where.sql}",
+                *p.values,
+            )
+            start = start or bounds["lo"]
+            end = end or bounds["hi"]
+        if start is not None and end is not None:
+            if _bucket_count(start, end, time_dim) > MAX_BUCKETS:
+                raise Unprocessable(
+                    f"group_by: more than {MAX_BUCKETS} {time_dim} buckets between {start} "
+                    f"and {end}; narrow start/end or use a coarser unit",
+                    errors=[field_error("group_by", "too many time buckets", time_dim)],
+                )
+            keys = ", ".join(other)
+            keys_cte = (
+                f"keys AS (SELECT DISTINCT {keys} FROM agg)" if other else "keys AS (SELECT 1)"
+            )
+            on = " AND ".join(
+                [f"a.{time_dim} = b.bucket"] + [f"a.{d} IS NOT DISTINCT FROM k.{d}" for d in other]
+            )
+            other_cols = "".join(f", k.{d}" for d in other)
+            extra_ctes = (
+                f", {keys_cte}, buckets AS (SELECT generate_series(date_trunc('{time_dim}', "
+                f"{p.add(start)}::date), {p.add(end)}::date, interval '{STEP[time_dim]}')::date "
+                "AS bucket)"
+            )
+            rows_sql = (
+                f"SELECT b.bucket AS {time_dim}{other_cols}, "
+                "coalesce(a.incidents, 0) AS incidents, coalesce(a.fatalities, 0) AS fatalities "
+                f"FROM buckets b CROSS JOIN keys k LEFT JOIN agg a ON {on}"
+            )
+    order = []
+    if time_dim:
+        order.append(f"{time_dim} ASC")
+    order.append("incidents DESC")
+    order += [f"{d} ASC" for d in other]
+    fields = []
+    for d in dims:
+        if d in TIME_DIMS:
+            fields.append(f"'{d}', to_char(r.{d}, '{LABEL_FORMAT[d]}')")
+        else:
+            fields.append(f"'{d}', r.{d}")
+    fields += ["'incidents', r.incidents", "'fatalities', r.fatalities"]
+    sql = (
+        f"WITH agg AS ({agg_sql}){extra_ctes}, rows AS ({rows_sql} ORDER BY {', '.join(order)} "
+        f"LIMIT {MAX_ROWS}) SELECT coalesce(json_agg(json_build_object({', '.join(fields)})), "
+        "'[]')::text FROM rows r"
+    )
+    return str(await conn.fetchval(sql, *p.values))
+
+
+# Equal-area hexagons: points projected to EPSG:6933 (metres), binned into flat-topped hexagons
+# of edge `size` by axial coordinates with cube rounding; only cells with incidents exist.
+GRID_SQL = """
+WITH pts AS (
+    SELECT ST_X(g) / {size} AS x, ST_Y(g) / {size} AS y, fatalities FROM (
+        SELECT ST_Transform(i.geom, 6933) AS g, i.fatalities
+        FROM incidents i WHERE {where}
+    ) s
+), axial AS (
+    SELECT 2.0 / 3 * x AS q, -1.0 / 3 * x + sqrt(3) / 3 * y AS r, fatalities FROM pts
+), cube AS (
+    SELECT q, r, round(q) AS rq, round(r) AS rr, round(-q - r) AS rs, fatalities FROM axial
+), cells AS (
+    SELECT CASE WHEN abs(rq - q) > abs(rr - r) AND abs(rq - q) > abs(rs + q + r)
+                THEN -rr - rs ELSE rq END AS cq,
+           CASE WHEN abs(rq - q) > abs(rr - r) AND abs(rq - q) > abs(rs + q + r) THEN rr
+                WHEN abs(rr - r) > abs(rs + q + r) THEN -rq - rs ELSE rr END AS cr,
+           fatalities
+    FROM cube
+), counted AS (
+    SELECT cq, cr, count(*) AS incidents, sum(fatalities) AS fatalities FROM cells GROUP BY 1, 2
+), shaped AS (
+    SELECT cq, cr, incidents, fatalities,
+           ST_Transform(ST_MakePolygon(ST_MakeLine(ARRAY(
+               SELECT ST_SetSRID(ST_MakePoint(
+                   {size} * (1.5 * cq + cos(radians(60 * k))),
+                   {size} * (sqrt(3) * (cr + cq / 2.0) + sin(radians(60 * k)))), 6933)
+               FROM generate_series(0, 6) k ORDER BY k))), 4326) AS hex
+    FROM counted
+)
+SELECT json_build_object(
+    'type', 'FeatureCollection',
+    'features', coalesce(json_agg(json_build_object(
+        'type', 'Feature',
+        'id', cq || ':' || cr,
+        'geometry', ST_AsGeoJSON(hex, 5)::json,
+        'properties', json_build_object('incidents', incidents, 'fatalities', fatalities,
+                                        'q', cq, 'r', cr)
+    ) ORDER BY incidents DESC), '[]'),
+    'numberReturned', count(*)
+)::text
+FROM shaped
+"""
+
+MAX_CELLS = 500_000
+WORLD_AREA_M2 = 34_632_000 * 14_675_000  # EPSG:6933 extent (±180°, ±86°)
+
+
+def hexagon_area_m2(edge_m: float) -> float:
+    return 3 * math.sqrt(3) / 2 * edge_m**2
+
+
+def extent_area_m2(f: SearchFilter) -> float:
+    """An upper bound of the area the search can cover, for the cell-count guard."""
+    if f.near is not None and f.radius_m is not None:
+        return math.pi * f.radius_m**2
+    boxes = list(f.envelopes)
+    if boxes:
+        total = 0.0
+        for e in boxes:
+            width = math.radians(e.max_lon - e.min_lon) * 6_371_007
+            height = abs(math.sin(math.radians(e.max_lat)) - math.sin(math.radians(e.min_lat)))
+            total += width * height * 6_371_007
+        return total
+    return float(WORLD_AREA_M2)
+
+
+async def grid(conn: asyncpg.Connection, f: SearchFilter, cell_km: float) -> str:
+    edge_m = cell_km * 1000
+    cells = extent_area_m2(f) / hexagon_area_m2(edge_m)
+    if cells > MAX_CELLS:
+        raise Unprocessable(
+            f"cell_km: {cell_km} km hexagons would make about {cells:,.0f} cells over this "
+            f"area (max {MAX_CELLS:,}); use larger cells or a smaller bbox/radius",
+            errors=[field_error("cell_km", "too many cells for this area", cell_km)],
+        )
+    p = Params()
+    where = build_where(f, p)
+    sql = GRID_SQL.format(size=p.add(edge_m), where=where.sql)
+    return str(await conn.fetchval(sql, *p.values))

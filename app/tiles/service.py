@@ -1,0 +1,78 @@
+"""Mapbox Vector Tiles (layer `incidents`) built by PostGIS, with the shared search filter.
+
+Rule: below zoom CLUSTER_BELOW_ZOOM incidents are aggregated into a 64x64 grid per tile
+(one point per occupied cell, at the cell's mean position, with `count` and `fatalities`);
+from that zoom on each incident is a feature (id, event_date, event_type, fatalities), newest
+first, at most MAX_FEATURES per tile.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from app.incidents.filters import SearchFilter
+from app.incidents.query import Params, build_where
+
+CLUSTER_BELOW_ZOOM = 9
+CLUSTER_CELLS = 64
+MAX_FEATURES = 5000
+EXTENT = 4096
+
+POINTS_SQL = """
+WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS merc)
+SELECT ST_AsMVT(t, 'incidents', {extent}, 'geom') FROM (
+    SELECT ST_AsMVTGeom(ST_Transform(i.geom, 3857), b.merc, {extent}, 64, true) AS geom,
+           i.id::text AS id, to_char(i.event_date, 'YYYY-MM-DD') AS event_date,
+           i.event_type, i.fatalities
+    FROM incidents i, b
+    WHERE i.geom && ST_Transform(b.merc, 4326) AND {where}
+    ORDER BY i.event_date DESC, i.id DESC
+    LIMIT {limit}
+) t
+"""
+
+CLUSTERS_SQL = """
+WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS merc),
+pts AS (
+    SELECT ST_Transform(i.geom, 3857) AS g, i.fatalities
+    FROM incidents i, b
+    WHERE i.geom && ST_Transform(b.merc, 4326) AND {where}
+),
+cells AS (
+    SELECT floor((ST_X(g) - ST_XMin(b.merc)) / (ST_XMax(b.merc) - ST_XMin(b.merc)) * {cells})
+               AS cx,
+           floor((ST_Y(g) - ST_YMin(b.merc)) / (ST_YMax(b.merc) - ST_YMin(b.merc)) * {cells})
+               AS cy,
+           ST_X(g) AS px, ST_Y(g) AS py, fatalities
+    FROM pts, b
+)
+SELECT ST_AsMVT(t, 'incidents', {extent}, 'geom') FROM (
+    SELECT ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(avg(px), avg(py)), 3857), b.merc, {extent}, 64,
+                        true) AS geom,
+           count(*)::int AS count, sum(fatalities)::int AS fatalities, true AS cluster
+    FROM cells, b
+    GROUP BY cx, cy, b.merc
+) t
+"""
+
+
+async def tile(conn: asyncpg.Connection, f: SearchFilter, z: int, x: int, y: int) -> bytes:
+    p = Params()
+    where = build_where(f, p)
+    template = CLUSTERS_SQL if z < CLUSTER_BELOW_ZOOM else POINTS_SQL
+    sql = template.format(
+        z=p.add(z),
+        x=p.add(x),
+        y=p.add(y),
+        extent=EXTENT,
+        cells=CLUSTER_CELLS,
+        limit=MAX_FEATURES,
+        where=where.sql,
+    )
+    data = await conn.fetchval(sql, *p.values)
+    return bytes(data or b"")
+
+
+async def data_version(conn: asyncpg.Connection) -> int:
+    """Changes whenever any incident changes: the newest revision's sequence number."""
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM incident_revisions"))
