@@ -24,6 +24,8 @@ from app.places.router import router as places_router
 from app.stats.router import router as stats_router
 from app.taxonomy.router import router as taxonomy_router
 from app.tiles.router import router as tiles_router
+from app.web.router import mount_assets
+from app.web.router import router as web_router
 
 DESCRIPTION = """
 Geolocated armed-conflict incidents on PostGIS: radius, polygon and nearest queries, history,
@@ -72,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(taxonomy_router)
     app.include_router(v1)
     app.include_router(health_router)
+    app.include_router(web_router)
+    mount_assets(app)
 
     install_error_handlers(app)
     app.add_middleware(

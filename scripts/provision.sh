@@ -128,4 +128,11 @@ if [ ! -f "$STAMP" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e "$SPEC"
     touch "$STAMP"
 fi
+# ---- front-end assets of /map (MapLibre from the npm registry, pinned by package-lock) ----
+if [ ! -f web/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    log "npm ci (web/)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error) \
+        || log "npm ci failed: /map will have no map library"
+fi
 log "ready: DATABASE_URL=$DATABASE_URL"

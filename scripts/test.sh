@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=dev . scripts/provision.sh
 bash scripts/fetch_boundaries.sh
+# Headless Chromium + ChromeDriver for the /map browser test (Debian packages).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium chromium-driver
+fi
 echo "[test] ruff" >&2
 .venv/bin/ruff check app tests bench migrations
 echo "[test] mypy" >&2

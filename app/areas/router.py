@@ -53,6 +53,26 @@ async def list_areas(
 
 
 @router.get(
+    "/outlines.geojson",
+    response_class=GeoJSONResponse,
+    summary="Simplified outlines of every area of a kind (e.g. a basemap of countries)",
+    responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}},
+)
+async def outlines(
+    db: DbDep,
+    kind: Annotated[Literal["country", "admin1", "custom"], Query()] = "country",
+    tolerance: Annotated[
+        float, Query(ge=0.001, le=1, description="Simplification, degrees")
+    ] = 0.02,
+) -> Response:
+    async with db.read() as conn:
+        doc = await service.outlines(conn, kind=kind, tolerance=tolerance)
+    return Response(
+        doc, media_type="application/geo+json", headers={"Cache-Control": "public, max-age=3600"}
+    )
+
+
+@router.get(
     "/{area_id}",
     response_model=AreaFeature,
     response_class=GeoJSONResponse,

@@ -191,3 +191,17 @@ async def locate(conn: asyncpg.Connection, *, latitude: float, longitude: float)
             out["admin1"] = row["name"]
             out.setdefault("admin1_country_code", row["iso_a3"])
     return out
+
+
+OUTLINES_SQL = """
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
+    json_build_object('type', 'Feature', 'id', a.id::text,
+                      'properties', json_build_object('name', a.name, 'code', a.code),
+                      'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, $2), 4)::json)
+), '[]'))::text
+FROM areas a WHERE a.kind = $1
+"""
+
+
+async def outlines(conn: asyncpg.Connection, *, kind: str, tolerance: float) -> str:
+    return str(await conn.fetchval(OUTLINES_SQL, kind, tolerance))
