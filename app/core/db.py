@@ -32,6 +32,10 @@ def server_settings(settings: Settings) -> dict[str, str]:
         "statement_timeout": str(settings.statement_timeout_ms),
         "plan_cache_mode": "force_custom_plan",
         "jit": "off",
+        # Many small concurrent queries on few cores: parallel workers only add start-up cost.
+        "max_parallel_workers_per_gather": "0",
+        # Enough for exact (not lossy) bitmaps and in-memory aggregates of a dashboard query.
+        "work_mem": "32MB",
     }
 
 

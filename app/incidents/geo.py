@@ -74,3 +74,21 @@ def bbox_envelopes(
     if min_lon > max_lon:
         return [Envelope(min_lon, min_lat, 180, max_lat), Envelope(-180, min_lat, max_lon, max_lat)]
     return [Envelope(min_lon, min_lat, max_lon, max_lat)]
+
+
+MAX_METRES_PER_DEGREE_LAT = 111_694.0  # the meridian degree is longest at the poles
+
+
+def inner_box(lat: float, lon: float, radius_m: float) -> Envelope | None:
+    """A box every point of which is within `radius_m` of (lat, lon): half-sides of r/2 in
+    metres, so the path along a meridian then a parallel (>= the geodesic) is at most r.
+    Points inside it skip the exact spheroid distance. None near poles or the antimeridian."""
+    half = radius_m / 2 * 0.999
+    dlat = half / MAX_METRES_PER_DEGREE_LAT
+    if abs(lat) + dlat >= 89:
+        return None
+    closest_to_equator = 0.0 if abs(lat) <= dlat else abs(lat) - dlat
+    dlon = half / metres_per_degree_lon(closest_to_equator)
+    if lon - dlon < -180 or lon + dlon > 180:
+        return None
+    return Envelope(lon - dlon, lat - dlat, lon + dlon, lat + dlat)

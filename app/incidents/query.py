@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.incidents.filters import SearchFilter, Sort
+from app.incidents.geo import circle_envelopes, inner_box
 
 POINT = "ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)"
 
@@ -50,13 +51,22 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
         point = POINT.format(lon=p.add(f.near.longitude), lat=p.add(f.near.latitude))
         distance_sql = f"ST_Distance({a}.geom::geography, {point}::geography)"
         if f.radius_m is not None:
-            from app.incidents.geo import circle_envelopes
-
             circle = circle_envelopes(f.near.latitude, f.near.longitude, f.radius_m)
             clauses.append(_envelope_sql(a, circle, p))
-            clauses.append(
-                f"ST_DWithin({a}.geom::geography, {point}::geography, {p.add(f.radius_m)})"
+            # _ST_DWithin (no index support, no selectivity guess) instead of ST_DWithin: the
+            # envelope above is what the index uses, and ST_DWithin's tiny selectivity estimate
+            # made the planner sort every candidate instead of walking the date index.
+            exact = (
+                f"_ST_DWithin({a}.geom::geography, {point}::geography, {p.add(f.radius_m)}, true)"
             )
+            inner = inner_box(f.near.latitude, f.near.longitude, f.radius_m)
+            if inner is not None:
+                exact = (
+                    f"((ST_X({a}.geom) BETWEEN {p.add(inner.min_lon)} AND {p.add(inner.max_lon)}"
+                    f" AND ST_Y({a}.geom) BETWEEN {p.add(inner.min_lat)} AND "
+                    f"{p.add(inner.max_lat)}) OR {exact})"
+                )
+            clauses.append(exact)
     if envelopes:
         clauses.append(_envelope_sql(a, envelopes, p))
     if f.area is not None:

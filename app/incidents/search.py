@@ -29,7 +29,7 @@ from app.places.service import find_country, resolve_place
 
 # Nearest-first without a radius: search growing circles until `limit` incidents are inside
 # one (the k nearest overall are then all inside it), so distances stay geodesic and exact.
-KNN_RADII_M = (10_000.0, 50_000.0, 250_000.0, 1_000_000.0, 5_000_000.0, 20_040_000.0)
+KNN_RADII_M = (1_000.0, 5_000.0, 25_000.0, 100_000.0, 500_000.0, 2_000_000.0, 20_040_000.0)
 STREAM_BATCH = 2000
 
 

@@ -141,3 +141,39 @@ async def test_bad_radius_input(client: httpx.AsyncClient, params: dict, field: 
     resp = await client.get("/v1/incidents", params=params)
     assert resp.status_code == 422, resp.text
     assert field in [e["field"] for e in resp.json()["errors"]]
+
+
+def test_inner_box_is_inside_the_circle() -> None:
+    """Points in the shortcut box are within the radius (checked with geographiclib)."""
+    from app.incidents.geo import inner_box
+
+    rng = random.Random(3)
+    for _ in range(300):
+        lat, lon = rng.uniform(-80, 80), rng.uniform(-170, 170)
+        radius = rng.choice([100.0, 5_000.0, 25_000.0, 500_000.0])
+        box = inner_box(lat, lon, radius)
+        if box is None:
+            continue
+        for plat, plon in (
+            (box.min_lat, box.min_lon),
+            (box.max_lat, box.max_lon),
+            (box.min_lat, box.max_lon),
+            (box.max_lat, box.min_lon),
+        ):
+            assert geodesic_km(lat, lon, plat, plon) * 1000 <= radius
+
+
+def test_circle_envelope_contains_the_circle() -> None:
+    from app.incidents.geo import circle_envelopes
+
+    rng = random.Random(4)
+    for _ in range(300):
+        lat, lon = rng.uniform(-85, 85), rng.uniform(-180, 180)
+        radius = rng.choice([1_000.0, 25_000.0, 300_000.0])
+        envelopes = circle_envelopes(lat, lon, radius)
+        for azimuth in range(0, 360, 15):
+            g = Geodesic.WGS84.Direct(lat, lon, azimuth, radius * 0.9999)
+            assert any(
+                e.min_lon <= g["lon2"] <= e.max_lon and e.min_lat <= g["lat2"] <= e.max_lat
+                for e in envelopes
+            ), (lat, lon, radius, azimuth)
