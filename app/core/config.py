@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=10000, ge=1)
     default_page_size: int = Field(default=100, ge=1)
 
+    # Requests per minute per API key (per address for anonymous reads); 0 turns it off.
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    rate_limit_burst: int = Field(default=0, ge=0)
+
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "info"
 

@@ -1,0 +1,33 @@
+"""Per-key rate limiting: 429 with Retry-After, per key, off by default."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.main import create_app
+from tests.conftest import make_settings
+
+
+async def test_rate_limit_per_key(database_url: str, read_key: str, write_key: str) -> None:
+    app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=5))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            reader = {"Authorization": f"Bearer {read_key}"}
+            codes = [
+                (await client.get("/v1/taxonomy", headers=reader)).status_code for _ in range(7)
+            ]
+            assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+            limited = await client.get("/v1/taxonomy", headers=reader)
+            assert limited.headers["content-type"] == "application/problem+json"
+            assert int(limited.headers["retry-after"]) >= 1
+            other = await client.get(
+                "/v1/taxonomy", headers={"Authorization": f"Bearer {write_key}"}
+            )
+            assert other.status_code == 200  # another key has its own bucket
+            assert (await client.get("/healthz")).status_code == 200  # not limited
+
+
+async def test_rate_limit_off_by_default(client: httpx.AsyncClient) -> None:
+    codes = {(await client.get("/v1/taxonomy")).status_code for _ in range(30)}
+    assert codes == {200}
