@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import orjson
 
-from app.core.errors import NotFound, Unprocessable, field_error
+from app.core.errors import NotFound, Unprocessable, dumps, field_error
 from app.incidents.filters import AreaRef
 from app.incidents.geo import Envelope
 
@@ -61,7 +60,7 @@ async def check_polygon(
 ) -> tuple[str, Envelope]:
     """The geometry as GeoJSON text, and its extent, if it is a valid (Multi)Polygon in
     lon/lat; else a 422."""
-    text = orjson.dumps(geometry).decode()
+    text = dumps(geometry).decode()
     try:
         row = await conn.fetchrow(CHECK_SQL, text)
     except (asyncpg.PostgresError, ValueError) as exc:
@@ -117,7 +116,7 @@ async def create_area(
                 None,
                 None,
                 [],
-                orjson.dumps(properties).decode(),
+                dumps(properties).decode(),
                 text,
                 "user",
                 created_by,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -99,6 +100,15 @@ def invalid(field: str, message: str, value: Any = None) -> Unprocessable:
     return Unprocessable(f"{field}: {message}", errors=[field_error(field, message, value)])
 
 
+def dumps(obj: Any) -> bytes:
+    """JSON bytes; falls back to the stdlib for what orjson refuses (integers beyond 64 bits
+    sent by a client, echoed back in an error)."""
+    try:
+        return orjson.dumps(obj, default=str)
+    except TypeError:
+        return json.dumps(obj, default=str).encode()
+
+
 def problem_response(
     status: int,
     title: str,
@@ -120,7 +130,7 @@ def problem_response(
     if extra:
         body.update(extra)
     return Response(
-        content=orjson.dumps(body, default=str),
+        content=dumps(body),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
@@ -188,6 +198,18 @@ def _is_db_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of `kind` in a chain (SQLAlchemy wraps asyncpg's errors)."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
+            return seen
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return None
+
+
 def _is_statement_timeout(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     for _ in range(5):
@@ -238,8 +260,25 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(Exception)
+    def _data_problem(exc: BaseException) -> Response:
+        # e.g. a NUL character or a number PostgreSQL cannot hold: the input, not the server.
+        return problem_response(
+            422,
+            "Validation failed",
+            "A value could not be stored or compared (for instance it contains a NUL "
+            "character or is out of range).",
+            slug="validation",
+            errors=[{"field": "request", "message": type(exc).__name__}],
+        )
+
+    @app.exception_handler(asyncpg.exceptions.DataError)
+    async def _data(_: Request, exc: asyncpg.exceptions.DataError) -> Response:
+        return _data_problem(exc)
+
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        data_error = _find_cause(exc, asyncpg.exceptions.DataError)
+        if data_error is not None:
+            return _data_problem(data_error)
         if _is_statement_timeout(exc):
             return problem_response(
                 503,
@@ -258,6 +297,19 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "Internal error", "An unexpected error occurred.")
+
+    # Database and network errors are classified (422 bad value, 503 unavailable or timed
+    # out) by handlers of their own, so they never reach the generic 500 path; anything else
+    # still gets a problem body without details.
+    for kind in (
+        DBAPIError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        OSError,
+        TimeoutError,
+        Exception,
+    ):
+        app.add_exception_handler(kind, _unexpected)
 
 
 class FieldProblem(BaseModel):

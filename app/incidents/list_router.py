@@ -13,7 +13,7 @@ from app.auth.deps import Writer
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.deps import DbDep, SettingsDep
-from app.core.errors import Unprocessable, field_error
+from app.core.errors import Unprocessable, dumps, field_error
 from app.core.http import require_json
 from app.core.pagination import decode_cursor, encode_cursor
 from app.incidents import bulk, search
@@ -271,4 +271,4 @@ async def bulk_upsert(
         )
     finally:
         body.close()
-    return Response(orjson.dumps(report), media_type="application/json")
+    return Response(dumps(report), media_type="application/json")
