@@ -11,7 +11,8 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
 COPY --from=web /web/node_modules/maplibre-gl/dist ./web/node_modules/maplibre-gl/dist
-RUN pip install --no-cache-dir . && useradd --system --home /srv incidents
+# Editable: the app finds alembic.ini, migrations/ and web/ next to its package.
+RUN pip install --no-cache-dir -e . && useradd --system --home /srv incidents
 USER incidents
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')" || exit 1
