@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,
         bulk_limit=settings.max_bulk_body_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_bulk_body_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    # A client that sends no body bytes for this long is cut off with a 408.
+    body_read_timeout_s: float = Field(default=30.0, gt=0)
     max_page_size: int = Field(default=10000, ge=1)
     default_page_size: int = Field(default=100, ge=1)
 

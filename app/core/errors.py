@@ -71,6 +71,10 @@ class PayloadTooLarge(ProblemError):
     status, title, slug = 413, "Payload too large", "payload-too-large"
 
 
+class RequestTimeout(ProblemError):
+    status, title, slug = 408, "Request timeout", "request-timeout"
+
+
 class UnsupportedMediaType(ProblemError):
     status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
 

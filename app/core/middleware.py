@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, problem_response
+from app.core.errors import PayloadTooLarge, RequestTimeout, problem_response
 
 REQUESTS = Counter("incidents_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -36,10 +37,13 @@ class BodyLimitMiddleware:
     enforced chunk by chunk as the handler reads (a PayloadTooLarge raised into its own code).
     """
 
-    def __init__(self, app: ASGIApp, *, default_limit: int, bulk_limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default_limit: int, bulk_limit: int, read_timeout_s: float = 30.0
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.bulk_limit = bulk_limit
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -57,12 +61,16 @@ class BodyLimitMiddleware:
                     await _too_large(limit)(scope, receive, send)
                     return
         if streamed:
-            await self.app(scope, _counting(receive, limit), send)
+            await self.app(scope, _counting(receive, limit, self.read_timeout_s), send)
             return
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except TimeoutError:
+                await _timed_out(self.read_timeout_s)(scope, receive, send)
+                return
             if message["type"] != "http.request":
                 break
             chunk = message.get("body", b"")
@@ -86,12 +94,17 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-def _counting(receive: Receive, limit: int) -> Receive:
+def _counting(receive: Receive, limit: int, timeout_s: float) -> Receive:
     received = 0
 
     async def counted() -> Message:
         nonlocal received
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), timeout_s)
+        except TimeoutError as exc:
+            raise RequestTimeout(
+                f"No body data for {timeout_s:g} s; the upload was abandoned."
+            ) from exc
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
@@ -99,6 +112,15 @@ def _counting(receive: Receive, limit: int) -> Receive:
         return message
 
     return counted
+
+
+def _timed_out(timeout_s: float) -> ASGIApp:
+    return problem_response(
+        408,
+        "Request timeout",
+        f"No body data for {timeout_s:g} s; the request was abandoned.",
+        slug="request-timeout",
+    )
 
 
 def _too_large(limit: int) -> ASGIApp:

@@ -71,3 +71,32 @@ async def test_bulk_with_huge_numbers_and_nul(
         headers={**writer, "Content-Type": "application/json"},
     )
     assert 400 <= resp.status_code < 500 or resp.json()["failed"] >= 1, resp.text
+
+
+@pytest.mark.parametrize("path", ["/v1/incidents", "/v1/incidents/bulk"])
+async def test_slow_uploads_time_out(database_url: str, write_key: str, path: str) -> None:
+    import asyncio
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(database_url, body_read_timeout_s=0.3))
+
+    async def trickle():  # type: ignore[no-untyped-def]
+        yield b'{"event_date": '
+        await asyncio.sleep(1.0)
+        yield b'"2020-01-01"}'
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            resp = await client.post(
+                path,
+                content=trickle(),
+                headers={
+                    "Authorization": f"Bearer {write_key}",
+                    "Content-Type": "application/json",
+                },
+            )
+    assert resp.status_code == 408
+    assert resp.headers["content-type"] == "application/problem+json"
