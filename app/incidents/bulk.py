@@ -25,6 +25,8 @@ from app.incidents.importers.readers import ReadError, read_records, sniff
 from app.places.service import best_place
 
 BATCH = 5000
+# A batch of 5,000 rows may take longer than an ordinary query's statement timeout.
+BATCH_TIMEOUT_S = 300.0
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
@@ -106,7 +108,13 @@ async def ingest(
                 rows += await resolve_locations(conn, pending, report)
                 if atomic and report.failed:
                     continue  # keep reading to list every bad row; nothing will be written
-                await upsert_stage(conn, rows, changed_by=changed_by, report=report)
+                await upsert_stage(
+                    conn,
+                    rows,
+                    changed_by=changed_by,
+                    report=report,
+                    statement_timeout_s=BATCH_TIMEOUT_S,
+                )
             if atomic and report.failed:
                 raise Unprocessable(
                     f"{report.failed} invalid row(s); with atomic=true nothing was stored.",

@@ -56,20 +56,17 @@ UPDATE incident_stage s SET
     country_code = coalesce(s.country_code, loc.country_code),
     admin1 = coalesce(s.admin1, loc.admin1)
 FROM (
-    SELECT s2.row_no,
-        (SELECT a.name FROM area_parts p JOIN areas a ON a.id = p.area_id
-         WHERE a.kind = 'country' AND p.geom && ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)
-           AND ST_Intersects(p.geom, ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)) LIMIT 1)
-        AS country,
-        (SELECT a.iso_a3 FROM area_parts p JOIN areas a ON a.id = p.area_id
-         WHERE a.kind = 'country' AND p.geom && ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)
-           AND ST_Intersects(p.geom, ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)) LIMIT 1)
-        AS country_code,
-        (SELECT a.name FROM area_parts p JOIN areas a ON a.id = p.area_id
-         WHERE a.kind = 'admin1' AND p.geom && ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)
-           AND ST_Intersects(p.geom, ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)) LIMIT 1)
-        AS admin1
+    SELECT s2.row_no, c.name AS country, c.iso_a3 AS country_code, a1.name AS admin1
     FROM incident_stage s2
+    CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326) AS pt) g
+    LEFT JOIN LATERAL (
+        SELECT a.name, a.iso_a3 FROM area_parts p JOIN areas a ON a.id = p.area_id
+        WHERE p.geom && g.pt AND ST_Intersects(p.geom, g.pt) AND a.kind = 'country' LIMIT 1
+    ) c ON true
+    LEFT JOIN LATERAL (
+        SELECT a.name FROM area_parts p JOIN areas a ON a.id = p.area_id
+        WHERE p.geom && g.pt AND ST_Intersects(p.geom, g.pt) AND a.kind = 'admin1' LIMIT 1
+    ) a1 ON true
     WHERE s2.country_code IS NULL OR s2.admin1 IS NULL
 ) loc
 WHERE loc.row_no = s.row_no
@@ -80,25 +77,29 @@ WHERE loc.row_no = s.row_no
 DUPLICATES_SQL = """
 UPDATE incident_stage s SET dups = d.ids
 FROM (
-    SELECT s2.row_no, array_agg(i.id ORDER BY i.id) AS ids
+    SELECT s2.row_no, ARRAY(
+        SELECT i.id FROM incidents i
+        WHERE i.geom && ST_Expand(ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326),
+                                  0.0182 / greatest(cos(radians(s2.lat)), 0.01), 0.0182)
+          AND i.deleted_at IS NULL
+          AND i.event_type = s2.event_type
+          AND i.event_date BETWEEN s2.event_date - 1 AND s2.event_date + 1
+          AND i.external_id IS DISTINCT FROM s2.external_id
+          AND ARRAY[lower(i.actor1), lower(i.assoc_actor_1), lower(i.actor2),
+                    lower(i.assoc_actor_2)]
+              && array_remove(ARRAY[lower(s2.actor1), lower(s2.assoc_actor_1),
+                                    lower(s2.actor2), lower(s2.assoc_actor_2)], NULL)
+          AND _ST_DWithin(i.geom::geography,
+                          ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)::geography, 2000, true)
+        LIMIT 10  -- enough to flag; a batch of identical rows must not compare every pair
+    ) AS ids
     FROM incident_stage s2
-    JOIN incidents i
-      ON i.geom && ST_Expand(ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326),
-                             0.0182 / greatest(cos(radians(s2.lat)), 0.01), 0.0182)
-     AND i.deleted_at IS NULL
-     AND i.event_type = s2.event_type
-     AND i.event_date BETWEEN s2.event_date - 1 AND s2.event_date + 1
-     AND i.external_id IS DISTINCT FROM s2.external_id
-     AND ST_DWithin(i.geom::geography,
-                    ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)::geography, 2000)
-     AND ARRAY[lower(i.actor1), lower(i.assoc_actor_1), lower(i.actor2), lower(i.assoc_actor_2)]
-         && array_remove(ARRAY[lower(s2.actor1), lower(s2.assoc_actor_1), lower(s2.actor2),
-                               lower(s2.assoc_actor_2)], NULL)
-    WHERE s2.external_id IS NULL
-       OR NOT EXISTS (SELECT 1 FROM incidents e WHERE e.external_id = s2.external_id)
-    GROUP BY s2.row_no
+    WHERE (s2.external_id IS NULL
+           OR NOT EXISTS (SELECT 1 FROM incidents e WHERE e.external_id = s2.external_id))
+      -- without any actor there is nothing to overlap
+      AND coalesce(s2.actor1, s2.assoc_actor_1, s2.actor2, s2.assoc_actor_2) IS NOT NULL
 ) d
-WHERE d.row_no = s.row_no
+WHERE d.row_no = s.row_no AND cardinality(d.ids) > 0
 """
 
 # Staging keeps JSON as text (binary COPY); it becomes jsonb on the way in.
@@ -327,22 +328,30 @@ async def upsert_stage(
     changed_by: str,
     report: BulkReport,
     locate: bool = True,
+    statement_timeout_s: float | None = None,
 ) -> None:
-    """COPY `rows` into the staging table and upsert them. Call inside a transaction."""
+    """COPY `rows` into the staging table and upsert them. Call inside a transaction.
+    `statement_timeout_s` replaces the connection's statement timeout for these statements."""
     if not rows:
         return
-    await conn.execute("TRUNCATE incident_stage")
-    await conn.copy_records_to_table("incident_stage", records=rows, columns=STAGE_COLUMNS)
-    await conn.execute("ANALYZE incident_stage")
+    timeout = statement_timeout_s
+    if timeout is not None:
+        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+    await conn.execute("TRUNCATE incident_stage", timeout=timeout)
+    await conn.copy_records_to_table(
+        "incident_stage", records=rows, columns=STAGE_COLUMNS, timeout=timeout
+    )
+    await conn.execute("ANALYZE incident_stage", timeout=timeout)
     if locate and any(r[STAGE_COUNTRY_CODE] is None or r[STAGE_ADMIN1] is None for r in rows):
-        await conn.execute(LOCATE_SQL)
-    await conn.execute(CHANGED_SQL)
-    await conn.execute(DUPLICATES_SQL)
+        await conn.execute(LOCATE_SQL, timeout=timeout)
+    await conn.execute(CHANGED_SQL, timeout=timeout)
+    await conn.execute(DUPLICATES_SQL, timeout=timeout)
     flagged = await conn.fetch(
         "SELECT row_no, external_id, dups FROM incident_stage WHERE dups IS NOT NULL "
-        "ORDER BY row_no"
+        "ORDER BY row_no",
+        timeout=timeout,
     )
-    result = await conn.fetchrow(UPSERT_SQL, changed_by)
+    result = await conn.fetchrow(UPSERT_SQL, changed_by, timeout=timeout)
     report.inserted += int(result["inserted"])
     report.updated += int(result["updated"])
     report.unchanged += len(rows) - int(result["inserted"]) - int(result["updated"])

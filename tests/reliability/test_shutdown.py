@@ -1,0 +1,86 @@
+"""SIGTERM lets in-flight requests finish; a bulk upload cut off midway leaves nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import PEPPER, ROOT, free_port, incident
+
+pytestmark = pytest.mark.usefixtures("clean_incidents")
+
+
+def start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "KEY_PEPPER": PEPPER, "LOG_LEVEL": "warning"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def big_body(rows: int, prefix: str) -> str:
+    return "\n".join(
+        json.dumps(incident(external_id=f"{prefix}{n}", notes="x" * 200)) for n in range(rows)
+    )
+
+
+async def test_sigterm_finishes_the_request_in_flight(
+    database_url: str, write_key: str, db: asyncpg.Connection
+) -> None:
+    proc, base = start(database_url)
+    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/x-ndjson"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        upload = asyncio.create_task(
+            client.post("/v1/incidents/bulk", content=big_body(20000, "T"), headers=headers)
+        )
+        await asyncio.sleep(0.8)
+        proc.send_signal(signal.SIGTERM)
+        resp = await upload
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["inserted"] == 20000
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    assert await db.fetchval("SELECT count(*) FROM incidents WHERE external_id LIKE 'T%'") == 20000
+
+
+async def test_killed_bulk_upload_leaves_no_partial_batch(
+    database_url: str, write_key: str, db: asyncpg.Connection
+) -> None:
+    proc, base = start(database_url)
+    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/x-ndjson"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        upload = asyncio.create_task(
+            client.post("/v1/incidents/bulk", content=big_body(20000, "K"), headers=headers)
+        )
+        # Wait until the server is writing (some batches upserted, not committed), then kill.
+        for _ in range(200):
+            busy = await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%incident_stage%' "
+                "AND state = 'active'"
+            )
+            if busy:
+                break
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        with pytest.raises(httpx.HTTPError):
+            await upload
+    proc.wait(timeout=10)
+    await asyncio.sleep(0.5)
+    assert await db.fetchval("SELECT count(*) FROM incidents WHERE external_id LIKE 'K%'") == 0
