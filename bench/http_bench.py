@@ -177,33 +177,9 @@ async def floor_sql(
         await stats_service.stats(Spy(), f, spec["group_by"])  # type: ignore[arg-type]
         return captured["sql"], captured["args"]
     if name == "grid":
-        from app.incidents.query import Params, build_where
-
-        p = Params()
-        where = build_where(f, p)
-        sql = stats_service.GRID_SQL.format(size=p.add(spec["cell_km"] * 1000), where=where.sql)
-        return sql, p.values
+        return stats_service.grid_query(f, spec["cell_km"] * 1000)
     if name == "tile":
-        from app.incidents.query import Params, build_where
-
-        z, x, y = spec["tile"]
-        p = Params()
-        where = build_where(f, p)
-        template = (
-            tiles_service.CLUSTERS_SQL
-            if z < tiles_service.CLUSTER_BELOW_ZOOM
-            else tiles_service.POINTS_SQL
-        )
-        sql = template.format(
-            z=p.add(z),
-            x=p.add(x),
-            y=p.add(y),
-            extent=tiles_service.EXTENT,
-            cells=tiles_service.CLUSTER_CELLS,
-            limit=tiles_service.MAX_FEATURES,
-            where=where.sql,
-        )
-        return sql, p.values
+        return tiles_service.tile_query(f, *spec["tile"])
     sql, values, _ = build_query(
         f, sort=Sort.newest, fmt=OutputFormat.json, after=None, limit=spec["limit"] + 1
     )

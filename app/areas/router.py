@@ -12,7 +12,7 @@ from app.auth.deps import Writer
 from app.core.deps import DbDep, SettingsDep
 from app.core.errors import problem_doc
 from app.core.http import GeoJSONResponse, require_json
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import decode_cursor, encode_cursor, page_response
 from app.incidents.service import parse_id
 
 router = APIRouter(prefix="/areas", tags=["areas"])
@@ -39,17 +39,7 @@ async def list_areas(
     next_cursor = (
         encode_cursor({"k": "area", "id": next_id}, settings.cursor_secret) if next_id else None
     )
-    headers = {}
-    if next_cursor:
-        headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-    body = (
-        '{"items":['
-        + ",".join(docs)
-        + '],"next_cursor":'
-        + (f'"{next_cursor}"' if next_cursor else "null")
-        + "}"
-    )
-    return Response(body, media_type=JSON, headers=headers)
+    return page_response(request, docs, next_cursor)
 
 
 @router.get(

@@ -8,6 +8,7 @@ import hmac
 from typing import Any
 
 import orjson
+from fastapi import Request, Response
 
 from app.core.errors import BadRequest, field_error
 
@@ -41,3 +42,19 @@ def decode_cursor(token: str, secret: str, *, kind: str) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("k") != kind:
         raise bad
     return payload
+
+
+def page_response(request: Request, docs: list[str], next_cursor: str | None) -> Response:
+    """`{"items": [...], "next_cursor": ...}` from JSON texts built in SQL, with a
+    `Link: rel="next"` header when there is a next page."""
+    headers = {}
+    if next_cursor:
+        headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    body = (
+        '{"items":['
+        + ",".join(docs)
+        + '],"next_cursor":'
+        + (f'"{next_cursor}"' if next_cursor else "null")
+        + "}"
+    )
+    return Response(body, media_type="application/json", headers=headers)

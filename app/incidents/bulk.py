@@ -12,6 +12,7 @@ from fastapi import Request
 
 from app.core.db import Database
 from app.core.errors import BadRequest, Unprocessable, field_error
+from app.incidents.enrich import place_at
 from app.incidents.importers.pipeline import (
     BulkReport,
     Countries,
@@ -62,10 +63,7 @@ async def resolve_locations(
                 )
             )
             continue
-        incident.latitude, incident.longitude = place["latitude"], place["longitude"]
-        incident.geo_precision = incident.geo_precision or (1 if place.get("exact") else 2)
-        incident.admin1 = incident.admin1 or place.get("admin1")
-        incident.admin2 = incident.admin2 or place.get("admin2")
+        place_at(incident, place)
         rows.append(stage_tuple(row_no, incident))
     return rows
 

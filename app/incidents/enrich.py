@@ -3,12 +3,25 @@ country code from a name or alpha-2, country/admin-1 from the point (loaded boun
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from app.areas.service import locate
 from app.core.errors import Unprocessable, field_error
 from app.incidents.schemas import IncidentIn
 from app.places.service import best_place, find_country
+
+
+def place_at(incident: IncidentIn, place: dict[str, Any]) -> None:
+    """Puts an incident that has only a place name at that gazetteer entry (in place)."""
+    incident.latitude, incident.longitude = place["latitude"], place["longitude"]
+    if incident.geo_precision is None:
+        incident.geo_precision = 1 if place.get("exact") else 2
+    incident.admin1 = incident.admin1 or place.get("admin1")
+    incident.admin2 = incident.admin2 or place.get("admin2")
+    if incident.country_code is None and place.get("country_code3"):
+        incident.country_code = place["country_code3"]
 
 
 async def enrich(conn: asyncpg.Connection, incident: IncidentIn) -> IncidentIn:
@@ -22,13 +35,7 @@ async def enrich(conn: asyncpg.Connection, incident: IncidentIn) -> IncidentIn:
                 "the place with POST /v1/places",
                 errors=[field_error("location", "unknown place", name)],
             )
-        data.latitude, data.longitude = place["latitude"], place["longitude"]
-        if data.geo_precision is None:
-            data.geo_precision = 1 if place.get("exact") else 2
-        data.admin1 = data.admin1 or place.get("admin1")
-        data.admin2 = data.admin2 or place.get("admin2")
-        if data.country_code is None and place.get("country_code3"):
-            data.country_code = place["country_code3"]
+        place_at(data, place)
     if data.country_code is not None:
         country = await find_country(conn, data.country_code)
         if country is None:

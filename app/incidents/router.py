@@ -10,7 +10,7 @@ from app.auth.deps import Reader, Writer
 from app.core.deps import DbDep, SettingsDep
 from app.core.errors import problem_doc
 from app.core.http import etag, if_none_match_hits, parse_if_match, require_json
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import decode_cursor, encode_cursor, page_response
 from app.incidents import service
 from app.incidents.enrich import enrich
 from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, RevisionPage
@@ -150,14 +150,4 @@ async def list_revisions(
         if next_version is not None
         else None
     )
-    body = (
-        '{"items":['
-        + ",".join(docs)
-        + '],"next_cursor":'
-        + (f'"{next_cursor}"' if next_cursor else "null")
-        + "}"
-    )
-    headers = {}
-    if next_cursor:
-        headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-    return Response(content=body, media_type=JSON, headers=headers)
+    return page_response(request, docs, next_cursor)

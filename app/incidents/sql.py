@@ -75,19 +75,10 @@ WRITABLE_COLUMNS: tuple[str, ...] = (
 # Fields of the input model that are compared to tell what a change touched.
 COMPARED_FIELDS: tuple[str, ...] = (*WRITABLE_COLUMNS, "latitude", "longitude")
 
-# Existing live incidents a new one may duplicate: within 2 km and 1 day, same event type, an
-# actor in common. (The bulk path does the same set-based, in importers/pipeline.py.)
+# Possible duplicates of a new incident: one definition, the SQL function
+# incident_possible_duplicates (migration 0005), also used set-based by bulk ingest.
 DUPLICATE_CANDIDATES_SQL = """
-SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}') FROM incidents i
-WHERE i.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:longitude, :latitude), 4326),
-                          0.0182 / greatest(cos(radians(:latitude)), 0.01), 0.0182)
-  AND i.deleted_at IS NULL
-  AND i.event_type = :event_type
-  AND i.event_date BETWEEN CAST(:event_date AS date) - 1 AND CAST(:event_date AS date) + 1
-  AND i.external_id IS DISTINCT FROM :external_id
-  AND ST_DWithin(i.geom::geography,
-                 ST_SetSRID(ST_MakePoint(:longitude, :latitude), 4326)::geography, 2000)
-  AND ARRAY[lower(i.actor1), lower(i.assoc_actor_1), lower(i.actor2), lower(i.assoc_actor_2)]
-      && array_remove(ARRAY[lower(:actor1), lower(:assoc_actor_1), lower(:actor2),
-                            lower(:assoc_actor_2)], NULL)
+SELECT incident_possible_duplicates(:longitude, :latitude, :event_type,
+    CAST(:event_date AS date), :external_id,
+    ARRAY[:actor1, :assoc_actor_1, :actor2, :assoc_actor_2]::text[])
 """

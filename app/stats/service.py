@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import asyncpg
 
@@ -218,7 +219,12 @@ async def grid(conn: asyncpg.Connection, f: SearchFilter, cell_km: float) -> str
             f"area (max {MAX_CELLS:,}); use larger cells or a smaller bbox/radius",
             errors=[field_error("cell_km", "too many cells for this area", cell_km)],
         )
+    sql, values = grid_query(f, edge_m)
+    return str(await conn.fetchval(sql, *values))
+
+
+def grid_query(f: SearchFilter, edge_m: float) -> tuple[str, list[Any]]:
+    """The SQL and parameters of a hexagon grid (the benchmark's floor runs exactly this)."""
     p = Params()
     where = build_where(f, p)
-    sql = GRID_SQL.format(size=p.add(edge_m), where=where.sql)
-    return str(await conn.fetchval(sql, *p.values))
+    return GRID_SQL.format(size=p.add(edge_m), where=where.sql), p.values

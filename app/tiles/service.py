@@ -8,6 +8,8 @@ first, at most MAX_FEATURES per tile.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from app.incidents.filters import SearchFilter
@@ -56,7 +58,8 @@ SELECT ST_AsMVT(t, 'incidents', {extent}, 'geom') FROM (
 """
 
 
-async def tile(conn: asyncpg.Connection, f: SearchFilter, z: int, x: int, y: int) -> bytes:
+def tile_query(f: SearchFilter, z: int, x: int, y: int) -> tuple[str, list[Any]]:
+    """The SQL and parameters of one tile (the benchmark's floor runs exactly this)."""
     p = Params()
     where = build_where(f, p)
     template = CLUSTERS_SQL if z < CLUSTER_BELOW_ZOOM else POINTS_SQL
@@ -69,7 +72,12 @@ async def tile(conn: asyncpg.Connection, f: SearchFilter, z: int, x: int, y: int
         limit=MAX_FEATURES,
         where=where.sql,
     )
-    data = await conn.fetchval(sql, *p.values)
+    return sql, p.values
+
+
+async def tile(conn: asyncpg.Connection, f: SearchFilter, z: int, x: int, y: int) -> bytes:
+    sql, values = tile_query(f, z, x, y)
+    data = await conn.fetchval(sql, *values)
     return bytes(data or b"")
 
 

@@ -72,31 +72,17 @@ FROM (
 WHERE loc.row_no = s.row_no
 """
 
-# Possible duplicates of new incidents: an existing live incident within 2 km and 1 day, with
-# the same event type and an actor in common. Flagged, never merged.
+# Possible duplicates of new incidents (incident_possible_duplicates, migration 0005: the same
+# definition single creates use). Flagged, never merged.
 DUPLICATES_SQL = """
 UPDATE incident_stage s SET dups = d.ids
 FROM (
-    SELECT s2.row_no, ARRAY(
-        SELECT i.id FROM incidents i
-        WHERE i.geom && ST_Expand(ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326),
-                                  0.0182 / greatest(cos(radians(s2.lat)), 0.01), 0.0182)
-          AND i.deleted_at IS NULL
-          AND i.event_type = s2.event_type
-          AND i.event_date BETWEEN s2.event_date - 1 AND s2.event_date + 1
-          AND i.external_id IS DISTINCT FROM s2.external_id
-          AND ARRAY[lower(i.actor1), lower(i.assoc_actor_1), lower(i.actor2),
-                    lower(i.assoc_actor_2)]
-              && array_remove(ARRAY[lower(s2.actor1), lower(s2.assoc_actor_1),
-                                    lower(s2.actor2), lower(s2.assoc_actor_2)], NULL)
-          AND _ST_DWithin(i.geom::geography,
-                          ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326)::geography, 2000, true)
-        LIMIT 10  -- enough to flag; a batch of identical rows must not compare every pair
-    ) AS ids
+    SELECT s2.row_no, incident_possible_duplicates(
+        s2.lon, s2.lat, s2.event_type, s2.event_date, s2.external_id,
+        ARRAY[s2.actor1, s2.assoc_actor_1, s2.actor2, s2.assoc_actor_2]) AS ids
     FROM incident_stage s2
     WHERE (s2.external_id IS NULL
            OR NOT EXISTS (SELECT 1 FROM incidents e WHERE e.external_id = s2.external_id))
-      -- without any actor there is nothing to overlap
       AND coalesce(s2.actor1, s2.assoc_actor_1, s2.actor2, s2.assoc_actor_2) IS NOT NULL
 ) d
 WHERE d.row_no = s.row_no AND cardinality(d.ids) > 0
