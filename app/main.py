@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from app.health.router import router as health_router
 from app.incidents.list_router import router as incident_search_router
 from app.incidents.router import router as incidents_router
 from app.places.router import router as places_router
+from app.stats.rollups import compact_forever
 from app.stats.router import router as stats_router
 from app.taxonomy.router import router as taxonomy_router
 from app.tiles.router import router as tiles_router
@@ -48,9 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
+        compactor = None
+        if settings.rollup_compact_interval_s > 0:
+            compactor = asyncio.create_task(
+                compact_forever(app.state.db, settings.rollup_compact_interval_s)
+            )
         try:
             yield
         finally:
+            if compactor is not None:
+                compactor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await compactor
             await app.state.db.close()
 
     app = FastAPI(

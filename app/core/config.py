@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     db_command_timeout_s: float = Field(default=15.0, gt=0)
     statement_timeout_ms: int = Field(default=15000, ge=100)
+    # How often the API folds the dashboard rollups' delta rows (0: never; imports still do).
+    rollup_compact_interval_s: float = Field(default=30.0, ge=0)
 
     allow_anonymous_read: bool = True
     key_pepper: str = "dev-pepper-change-me"

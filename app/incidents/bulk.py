@@ -24,6 +24,7 @@ from app.incidents.importers.pipeline import (
 )
 from app.incidents.importers.readers import ReadError, read_records, sniff
 from app.places.service import best_place
+from app.stats.rollups import compact_quietly
 
 BATCH = 5000
 # A batch of 5,000 rows may take longer than an ordinary query's statement timeout.
@@ -125,4 +126,5 @@ async def ingest(
                     ],
                     extra={"report": report.as_dict()},
                 )
+        await compact_quietly(conn)
     return {"format": detected, "layout": layout, "atomic": atomic, **report.as_dict()}

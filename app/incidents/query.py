@@ -80,14 +80,28 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
         clauses.append(f"{a}.event_date >= {p.add(raw.start)}")
     if raw.end is not None:
         clauses.append(f"{a}.event_date <= {p.add(raw.end)}")
+    if f.actor_pattern is not None:
+        clauses.append(f"{a}.actors_norm ~ {p.add(f.actor_pattern)}")
+    clauses += attribute_clauses(f, p, a)
+    if raw.min_fatalities is not None:
+        clauses.append(f"{a}.fatalities >= {p.add(raw.min_fatalities)}")
+    if raw.q:
+        clauses.append(
+            f"{a}.notes_tsv @@ websearch_to_tsquery('english'::regconfig, {p.add(raw.q)})"
+        )
+    return Where(clauses=clauses, params=p, distance_sql=distance_sql)
+
+
+def attribute_clauses(f: SearchFilter, p: Params, a: str = "i") -> list[str]:
+    """Type, country and admin filters: columns the monthly rollup shares with incidents."""
+    raw = f.raw
+    clauses: list[str] = []
     if raw.event_types:
         clauses.append(f"{a}.event_type = ANY({p.add(raw.event_types)}::text[])")
     if raw.sub_event_types:
         clauses.append(f"{a}.sub_event_type = ANY({p.add(raw.sub_event_types)}::text[])")
     if raw.disorder_types:
         clauses.append(f"{a}.disorder_type = ANY({p.add(raw.disorder_types)}::text[])")
-    if f.actor_pattern is not None:
-        clauses.append(f"{a}.actors_norm ~ {p.add(f.actor_pattern)}")
     if f.country_codes or f.country_names:
         parts = []
         if f.country_codes:
@@ -104,13 +118,7 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
                 f"app_norm({a}.{column}) = ANY(ARRAY(SELECT app_norm(x) FROM "
                 f"unnest({p.add(values)}::text[]) x))"
             )
-    if raw.min_fatalities is not None:
-        clauses.append(f"{a}.fatalities >= {p.add(raw.min_fatalities)}")
-    if raw.q:
-        clauses.append(
-            f"{a}.notes_tsv @@ websearch_to_tsquery('english'::regconfig, {p.add(raw.q)})"
-        )
-    return Where(clauses=clauses, params=p, distance_sql=distance_sql)
+    return clauses
 
 
 def _envelope_sql(alias: str, envelopes: list[Any], p: Params) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
 from app.core.errors import Unprocessable, field_error
 from app.incidents.filters import SearchFilter
-from app.incidents.query import Params, build_where
+from app.incidents.query import Params, attribute_clauses, build_where
 
 TIME_DIMS = {"day": "day", "week": "week", "month": "month", "year": "year"}
 COLUMN_DIMS = {
@@ -73,28 +74,19 @@ def _bucket_count(start: dt.date, end: dt.date, unit: str) -> int:
 async def stats(conn: asyncpg.Connection, f: SearchFilter, dims: list[str]) -> str:
     """The items array as JSON text."""
     p = Params()
-    where = build_where(f, p)
     time_dim = next((d for d in dims if d in TIME_DIMS), None)
     other = [d for d in dims if d not in TIME_DIMS]
-    exprs = {d: COLUMN_DIMS[d] for d in other}
-    if time_dim:
-        exprs[time_dim] = f"date_trunc('{time_dim}', i.event_date)::date"
-    join = ACTOR_JOIN if "actor" in dims else ""
-    select = ", ".join(f"{exprs[d]} AS {d}" for d in dims)
-    group = ", ".join(str(n + 1) for n in range(len(dims)))
-    agg_sql = (
-        f"SELECT {select}, count(*) AS incidents, coalesce(sum(i.fatalities), 0) AS fatalities "
-        f"FROM incidents i{join} WHERE {where.sql} GROUP BY {group}"
-    )
+    agg_sql = _rollup_agg_sql(f, dims, p) or _base_agg_sql(f, dims, p)
     rows_sql = "SELECT * FROM agg"
     extra_ctes = ""
     if time_dim:
         start, end = f.raw.start, f.raw.end
         if start is None or end is None:
+            bp = Params()
             bounds = await conn.fetchrow(
                 f"SELECT min(i.event_date) AS lo, max(i.event_date) AS hi FROM incidents i "
-                f"WHERE {where.sql}",
-                *p.values,
+                f"WHERE {build_where(f, bp).sql}",
+                *bp.values,
             )
             start = start or bounds["lo"]
             end = end or bounds["hi"]
@@ -141,6 +133,105 @@ async def stats(conn: asyncpg.Connection, f: SearchFilter, dims: list[str]) -> s
         "'[]')::text FROM rows r"
     )
     return str(await conn.fetchval(sql, *p.values))
+
+
+def _base_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str:
+    """Counts per group straight from the incidents matching the filter."""
+    exprs = {d: COLUMN_DIMS[d] for d in dims if d not in TIME_DIMS}
+    for d in dims:
+        if d in TIME_DIMS:
+            exprs[d] = f"date_trunc('{d}', i.event_date)::date"
+    join = ACTOR_JOIN if "actor" in dims else ""
+    select = ", ".join(f"{exprs[d]} AS {d}" for d in dims)
+    group = ", ".join(str(n + 1) for n in range(len(dims)))
+    where = build_where(f, p).sql
+    return (
+        f"SELECT {select}, count(*) AS incidents, coalesce(sum(i.fatalities), 0) AS fatalities "
+        f"FROM incidents i{join} WHERE {where} GROUP BY {group}"
+    )
+
+
+# Filters and dimensions the monthly rollup carries: anything else (a place, an area, actors,
+# text, a fatality floor, day or week buckets) is counted from the incidents themselves.
+ROLLUP_DIMS = {
+    "month",
+    "year",
+    "event_type",
+    "sub_event_type",
+    "disorder_type",
+    "country",
+    "admin1",
+    "admin2",
+}
+
+
+def rollup_applies(f: SearchFilter, dims: list[str]) -> bool:
+    raw = f.raw
+    return (
+        set(dims) <= ROLLUP_DIMS
+        and f.near is None
+        and not f.envelopes
+        and f.area is None
+        and f.geometry_json is None
+        and f.actor_pattern is None
+        and not raw.actors
+        and raw.min_fatalities is None
+        and not raw.q
+    )
+
+
+def _first_of_month(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
+    """Whole months from `incident_rollup_month`, partial months at either end from incidents.
+
+    Same groups and sums as `_base_agg_sql` (tests compare the two on the same data).
+    """
+    if not rollup_applies(f, dims):
+        return None
+    start, end = f.raw.start, f.raw.end
+    lo = None if start is None else (start if start.day == 1 else _next_month(start))
+    hi = None if end is None else _first_of_month(end + dt.timedelta(days=1))  # exclusive
+    if lo is not None and hi is not None and lo >= hi:
+        return None  # not one whole month: the incidents are few, count them directly
+    exprs = {
+        d: "r.event_type" if d == "event_type" else f"NULLIF(r.{d}, '')"
+        for d in dims
+        if d not in TIME_DIMS
+    }
+    if "month" in dims:
+        exprs["month"] = "r.month"
+    if "year" in dims:
+        exprs["year"] = "date_trunc('year', r.month)::date"
+    clauses = attribute_clauses(f, p, "r")
+    if lo is not None:
+        clauses.append(f"r.month >= {p.add(lo)}")
+    if hi is not None:
+        clauses.append(f"r.month < {p.add(hi)}")
+    select = ", ".join(f"{exprs[d]} AS {d}" for d in dims)
+    parts = [
+        f"SELECT {select}, r.incidents, r.fatalities FROM incident_rollup_month r"
+        + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+    ]
+    edges = []
+    if start is not None and lo is not None and start < lo:
+        edges.append((start, lo - dt.timedelta(days=1)))
+    if end is not None and hi is not None and hi <= end:
+        edges.append((hi, end))
+    for edge_start, edge_end in edges:
+        edge = replace(f, raw=replace(f.raw, start=edge_start, end=edge_end))
+        parts.append(_base_agg_sql(edge, dims, p))
+    cols = ", ".join(dims)
+    return (
+        f"SELECT {cols}, sum(incidents) AS incidents, sum(fatalities) AS fatalities "
+        f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY {cols} HAVING sum(incidents) > 0"
+    )
 
 
 # Equal-area hexagons: points projected to EPSG:6933 (metres), binned into flat-topped hexagons

@@ -2,6 +2,8 @@
 
 Rule: below zoom CLUSTER_BELOW_ZOOM incidents are aggregated into a 64x64 grid per tile
 (one point per occupied cell, at the cell's mean position, with `count` and `fatalities`);
+without filters those cells are read from `incident_tile_cells` (zoom-14 cells kept current by
+the write path: a 64x64 cell of a zoom-z tile is a block of 2^(8-z) x 2^(8-z) of them);
 from that zoom on each incident is a feature (id, event_date, event_type, fatalities), newest
 first, at most MAX_FEATURES per tile.
 """
@@ -12,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from app.incidents.filters import SearchFilter
+from app.incidents.filters import RawFilter, SearchFilter
 from app.incidents.query import Params, build_where
 
 CLUSTER_BELOW_ZOOM = 9
@@ -58,9 +60,39 @@ SELECT ST_AsMVT(t, 'incidents', {extent}, 'geom') FROM (
 """
 
 
+# The same clusters from the rollup: a tile of zoom z covers zoom-14 cells
+# [x * 64 * 2^(8-z), (x + 1) * 64 * 2^(8-z)) in each axis (y counted from the north, as tiles).
+ROLLUP_CLUSTERS_SQL = """
+WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS merc)
+SELECT ST_AsMVT(t, 'incidents', {extent}, 'geom') FROM (
+    SELECT ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(sum(c.sum_x) / sum(c.incidents),
+                                                sum(c.sum_y) / sum(c.incidents)), 3857),
+                        b.merc, {extent}, 64, true) AS geom,
+           sum(c.incidents)::int AS count, sum(c.fatalities)::int AS fatalities, true AS cluster
+    FROM incident_tile_cells c, b
+    WHERE c.cx >= {x} * {span} AND c.cx < ({x} + 1) * {span}
+      AND c.cy >= {y} * {span} AND c.cy < ({y} + 1) * {span}
+    GROUP BY c.cx / {shrink}, c.cy / {shrink}, b.merc
+    HAVING sum(c.incidents) > 0
+) t
+"""
+ROLLUP_LEVEL = 14
+
+
 def tile_query(f: SearchFilter, z: int, x: int, y: int) -> tuple[str, list[Any]]:
     """The SQL and parameters of one tile (the benchmark's floor runs exactly this)."""
     p = Params()
+    if z < CLUSTER_BELOW_ZOOM and f.raw == RawFilter():
+        shrink = 2 ** (ROLLUP_LEVEL - 6 - z)  # zoom-14 cells per cluster cell, per axis
+        sql = ROLLUP_CLUSTERS_SQL.format(
+            z=p.add(z),
+            x=p.add(x),
+            y=p.add(y),
+            span=p.add(shrink * CLUSTER_CELLS),
+            shrink=p.add(shrink),
+            extent=EXTENT,
+        )
+        return sql, p.values
     where = build_where(f, p)
     template = CLUSTERS_SQL if z < CLUSTER_BELOW_ZOOM else POINTS_SQL
     sql = template.format(

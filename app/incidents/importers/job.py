@@ -28,6 +28,7 @@ from app.incidents.importers.pipeline import (
     upsert_stage,
 )
 from app.incidents.importers.readers import Record, read_records, sniff
+from app.stats.rollups import compact
 
 
 class CountingReader:
@@ -186,6 +187,7 @@ async def run_import(
         finally:
             if not loop_task.done():
                 loop_task.cancel()
+    await compact(conn)
     await conn.execute(
         "UPDATE import_jobs SET status = 'done', failed = failed + $2, updated_at = now() "
         "WHERE id = $1",
