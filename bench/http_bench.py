@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from app.core.config import Settings  # noqa: E402
 from app.core.db import server_settings  # noqa: E402
 from app.incidents.filters import OutputFormat, Sort, build_raw_filter  # noqa: E402
 from app.incidents.search import build_query, resolve_filter  # noqa: E402
+from app.stats import grid as stats_grid  # noqa: E402
 from app.stats import service as stats_service  # noqa: E402
 from app.tiles import service as tiles_service  # noqa: E402
 
@@ -177,7 +179,7 @@ async def floor_sql(
         await stats_service.stats(Spy(), f, spec["group_by"])  # type: ignore[arg-type]
         return captured["sql"], captured["args"]
     if name == "grid":
-        return stats_service.grid_query(f, spec["cell_km"] * 1000)
+        return stats_grid.grid_query(f, spec["cell_km"] * 1000)
     if name == "tile":
         return tiles_service.tile_query(f, *spec["tile"])
     sql, values, _ = build_query(
@@ -248,6 +250,19 @@ def export_run(base: str, proc: subprocess.Popen[bytes]) -> dict[str, float]:
     }
 
 
+def ensure_wrk() -> None:
+    """wrk comes from Debian's apt; installed here when missing (as root), else a clear exit."""
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, **quiet).returncode:
+            subprocess.run(["apt-get", "update"], check=False, **quiet)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, **quiet)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -258,6 +273,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--scenarios", default=",".join([*SCENARIOS, "export"]))
     args = parser.parse_args()
+    ensure_wrk()
     chosen = args.scenarios.split(",")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
     out_dir = ROOT / "bench" / "results"

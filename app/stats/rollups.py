@@ -9,6 +9,7 @@ keeps those reads small: after each bulk load, at the end of `incidents import`,
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
 import asyncpg
@@ -20,7 +21,34 @@ log = logging.getLogger(__name__)
 
 async def compact(conn: asyncpg.Connection) -> int:
     """Folds pending deltas; returns how many rows were folded."""
-    return int(await conn.fetchval("SELECT incident_rollups_compact()"))
+    return int(
+        await conn.fetchval("SELECT incident_rollups_compact() + incident_grid_cells_compact()")
+    )
+
+
+DateRange = tuple[dt.date, dt.date]
+
+
+def split_months(
+    start: dt.date | None, end: dt.date | None
+) -> tuple[dt.date | None, dt.date | None, list[DateRange]] | None:
+    """[start, end] as whole months [lo, hi) for the monthly rollups plus the partial-month
+    days at either end (inclusive ranges, read from the incidents). None bounds are open.
+    None when the range holds no whole month."""
+    lo = None if start is None else (start if start.day == 1 else _next_month(start))
+    hi = None if end is None else (end + dt.timedelta(days=1)).replace(day=1)
+    if lo is not None and hi is not None and lo >= hi:
+        return None
+    edges: list[DateRange] = []
+    if start is not None and lo is not None and start < lo:
+        edges.append((start, lo - dt.timedelta(days=1)))
+    if end is not None and hi is not None and hi <= end:
+        edges.append((hi, end))
+    return lo, hi, edges
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 async def compact_quietly(conn: asyncpg.Connection) -> None:

@@ -14,7 +14,7 @@ from app.core.deps import DbDep
 from app.core.http import GeoJSONResponse
 from app.incidents.filters import RawFilter, Sort, filter_query
 from app.incidents.search import resolve_filter
-from app.stats import service
+from app.stats import grid, service
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
@@ -99,10 +99,10 @@ async def get_grid(
 ) -> Response:
     async with db.read() as conn:
         f = await resolve_filter(conn, raw, sort=Sort.newest)
-        collection = await service.grid(conn, f, cell_km)
+        collection = await grid.grid(conn, f, cell_km)
     meta = {
         "cell_km": cell_km,
-        "cell_area_km2": round(service.hexagon_area_m2(cell_km * 1000) / 1e6, 3),
+        "cell_area_km2": round(grid.hexagon_area_m2(cell_km * 1000) / 1e6, 3),
         "projection": "EPSG:6933",
         "filters": f.meta(),
     }

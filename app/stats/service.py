@@ -7,15 +7,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import replace
-from typing import Any
 
 import asyncpg
 
 from app.core.errors import Unprocessable, field_error
 from app.incidents.filters import SearchFilter
 from app.incidents.query import Params, attribute_clauses, build_where
+from app.stats.rollups import split_months
 
 TIME_DIMS = {"day": "day", "week": "week", "month": "month", "year": "year"}
 COLUMN_DIMS = {
@@ -180,14 +179,6 @@ def rollup_applies(f: SearchFilter, dims: list[str]) -> bool:
     )
 
 
-def _first_of_month(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
-def _next_month(day: dt.date) -> dt.date:
-    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-
-
 def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
     """Whole months from `incident_rollup_month`, partial months at either end from incidents.
 
@@ -195,11 +186,10 @@ def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
     """
     if not rollup_applies(f, dims):
         return None
-    start, end = f.raw.start, f.raw.end
-    lo = None if start is None else (start if start.day == 1 else _next_month(start))
-    hi = None if end is None else _first_of_month(end + dt.timedelta(days=1))  # exclusive
-    if lo is not None and hi is not None and lo >= hi:
+    split = split_months(f.raw.start, f.raw.end)
+    if split is None:
         return None  # not one whole month: the incidents are few, count them directly
+    lo, hi, edges = split
     exprs = {
         d: "r.event_type" if d == "event_type" else f"NULLIF(r.{d}, '')"
         for d in dims
@@ -219,11 +209,6 @@ def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
         f"SELECT {select}, r.incidents, r.fatalities FROM incident_rollup_month r"
         + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
     ]
-    edges = []
-    if start is not None and lo is not None and start < lo:
-        edges.append((start, lo - dt.timedelta(days=1)))
-    if end is not None and hi is not None and hi <= end:
-        edges.append((hi, end))
     for edge_start, edge_end in edges:
         edge = replace(f, raw=replace(f.raw, start=edge_start, end=edge_end))
         parts.append(_base_agg_sql(edge, dims, p))
@@ -232,90 +217,3 @@ def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
         f"SELECT {cols}, sum(incidents) AS incidents, sum(fatalities) AS fatalities "
         f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY {cols} HAVING sum(incidents) > 0"
     )
-
-
-# Equal-area hexagons: points projected to EPSG:6933 (metres), binned into flat-topped hexagons
-# of edge `size` by axial coordinates with cube rounding; only cells with incidents exist.
-GRID_SQL = """
-WITH pts AS (
-    SELECT ST_X(g) / {size} AS x, ST_Y(g) / {size} AS y, fatalities FROM (
-        SELECT ST_Transform(i.geom, 6933) AS g, i.fatalities
-        FROM incidents i WHERE {where}
-    ) s
-), axial AS (
-    SELECT 2.0 / 3 * x AS q, -1.0 / 3 * x + sqrt(3) / 3 * y AS r, fatalities FROM pts
-), cube AS (
-    SELECT q, r, round(q) AS rq, round(r) AS rr, round(-q - r) AS rs, fatalities FROM axial
-), cells AS (
-    SELECT CASE WHEN abs(rq - q) > abs(rr - r) AND abs(rq - q) > abs(rs + q + r)
-                THEN -rr - rs ELSE rq END AS cq,
-           CASE WHEN abs(rq - q) > abs(rr - r) AND abs(rq - q) > abs(rs + q + r) THEN rr
-                WHEN abs(rr - r) > abs(rs + q + r) THEN -rq - rs ELSE rr END AS cr,
-           fatalities
-    FROM cube
-), counted AS (
-    SELECT cq, cr, count(*) AS incidents, sum(fatalities) AS fatalities FROM cells GROUP BY 1, 2
-), shaped AS (
-    SELECT cq, cr, incidents, fatalities,
-           ST_Transform(ST_MakePolygon(ST_MakeLine(ARRAY(
-               SELECT ST_SetSRID(ST_MakePoint(
-                   {size} * (1.5 * cq + cos(radians(60 * k))),
-                   {size} * (sqrt(3) * (cr + cq / 2.0) + sin(radians(60 * k)))), 6933)
-               FROM generate_series(0, 6) k ORDER BY k))), 4326) AS hex
-    FROM counted
-)
-SELECT json_build_object(
-    'type', 'FeatureCollection',
-    'features', coalesce(json_agg(json_build_object(
-        'type', 'Feature',
-        'id', cq || ':' || cr,
-        'geometry', ST_AsGeoJSON(hex, 5)::json,
-        'properties', json_build_object('incidents', incidents, 'fatalities', fatalities,
-                                        'q', cq, 'r', cr)
-    ) ORDER BY incidents DESC), '[]'),
-    'numberReturned', count(*)
-)::text
-FROM shaped
-"""
-
-MAX_CELLS = 500_000
-WORLD_AREA_M2 = 34_632_000 * 14_675_000  # EPSG:6933 extent (±180°, ±86°)
-
-
-def hexagon_area_m2(edge_m: float) -> float:
-    return 3 * math.sqrt(3) / 2 * edge_m**2
-
-
-def extent_area_m2(f: SearchFilter) -> float:
-    """An upper bound of the area the search can cover, for the cell-count guard."""
-    if f.near is not None and f.radius_m is not None:
-        return math.pi * f.radius_m**2
-    boxes = list(f.envelopes)
-    if boxes:
-        total = 0.0
-        for e in boxes:
-            width = math.radians(e.max_lon - e.min_lon) * 6_371_007
-            height = abs(math.sin(math.radians(e.max_lat)) - math.sin(math.radians(e.min_lat)))
-            total += width * height * 6_371_007
-        return total
-    return float(WORLD_AREA_M2)
-
-
-async def grid(conn: asyncpg.Connection, f: SearchFilter, cell_km: float) -> str:
-    edge_m = cell_km * 1000
-    cells = extent_area_m2(f) / hexagon_area_m2(edge_m)
-    if cells > MAX_CELLS:
-        raise Unprocessable(
-            f"cell_km: {cell_km} km hexagons would make about {cells:,.0f} cells over this "
-            f"area (max {MAX_CELLS:,}); use larger cells or a smaller bbox/radius",
-            errors=[field_error("cell_km", "too many cells for this area", cell_km)],
-        )
-    sql, values = grid_query(f, edge_m)
-    return str(await conn.fetchval(sql, *values))
-
-
-def grid_query(f: SearchFilter, edge_m: float) -> tuple[str, list[Any]]:
-    """The SQL and parameters of a hexagon grid (the benchmark's floor runs exactly this)."""
-    p = Params()
-    where = build_where(f, p)
-    return GRID_SQL.format(size=p.add(edge_m), where=where.sql), p.values

@@ -52,6 +52,14 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX incident_rollup_month_month ON incident_rollup_month (month)")
+    # The filters stats apply most: admin-1 by name (normalised, as on incidents) and country.
+    op.execute(
+        "CREATE INDEX incident_rollup_month_admin1 ON incident_rollup_month "
+        "(app_norm(admin1), month)"
+    )
+    op.execute(
+        "CREATE INDEX incident_rollup_month_country ON incident_rollup_month (country_code, month)"
+    )
     op.execute(
         "CREATE INDEX incident_rollup_month_deltas ON incident_rollup_month (month) "
         "WHERE NOT merged"
