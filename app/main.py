@@ -13,8 +13,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.actors.router import router as actors_router
 from app.areas.router import router as areas_router
-from app.auth.deps import require_read
-from app.auth.ratelimit import RateLimiter, rate_limit
+from app.auth.deps import guard
+from app.auth.ratelimit import RateLimiter
 from app.changes.router import router as changes_router
 from app.core.config import Settings, get_settings
 from app.core.db import Database
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every /v1 route needs at least read access (anonymous when the setting allows it).
     v1 = APIRouter(
         prefix="/v1",
-        dependencies=[Depends(require_read), Depends(rate_limit)],
+        dependencies=[Depends(guard)],
         responses=COMMON_PROBLEMS,
     )
     v1.include_router(incident_search_router)

@@ -2,39 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth.ratelimit import check_rate
 from app.auth.service import Principal, verify_key
-from app.core.deps import DbDep, SettingsDep
+from app.core.config import Settings
+from app.core.db import Database
 from app.core.errors import Forbidden, Unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
+_UNRESOLVED = object()
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="conflict-incidents"'}
 
 
-async def optional_principal(
-    request: Request,
-    db: DbDep,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+async def _principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal | None:
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("Use 'Authorization: Bearer <key>'.", headers=_CHALLENGE)
-    principal = await verify_key(db, credentials.credentials, settings.key_pepper)
-    if principal is None:
-        raise Unauthorized("The API key is unknown or revoked.", headers=_CHALLENGE)
+    """The caller's key, verified once per request (later dependencies reuse it)."""
+    cached = getattr(request.state, "principal", _UNRESOLVED)
+    if cached is not _UNRESOLVED:
+        return cast(Principal | None, cached)
+    principal = None
+    if request.headers.get("authorization") is not None:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthorized("Use 'Authorization: Bearer <key>'.", headers=_CHALLENGE)
+        settings: Settings = request.app.state.settings
+        db: Database = request.app.state.db
+        principal = await verify_key(db, credentials.credentials, settings.key_pepper)
+        if principal is None:
+            raise Unauthorized("The API key is unknown or revoked.", headers=_CHALLENGE)
     request.state.principal = principal
     return principal
 
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def optional_principal(request: Request, credentials: Credentials) -> Principal | None:
+    return await _principal(request, credentials)
+
+
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+async def guard(request: Request, credentials: Credentials) -> None:
+    """Every /v1 route: read access (anonymous when allowed), then the rate limit. One flat
+    dependency, as it runs on every request."""
+    principal = await _principal(request, credentials)
+    settings: Settings = request.app.state.settings
+    if principal is not None or not settings.allow_anonymous_read:
+        _require("read", principal)
+    check_rate(request, principal, settings)
 
 
 def _require(scope: str, principal: Principal | None) -> Principal:
@@ -47,18 +69,19 @@ def _require(scope: str, principal: Principal | None) -> Principal:
     return principal
 
 
-async def require_read(principal: OptionalPrincipal, settings: SettingsDep) -> Principal | None:
-    if principal is None and settings.allow_anonymous_read:
+async def require_read(request: Request, credentials: Credentials) -> Principal | None:
+    principal = await _principal(request, credentials)
+    if principal is None and request.app.state.settings.allow_anonymous_read:
         return None
     return _require("read", principal)
 
 
-async def require_write(principal: OptionalPrincipal) -> Principal:
-    return _require("write", principal)
+async def require_write(request: Request, credentials: Credentials) -> Principal:
+    return _require("write", await _principal(request, credentials))
 
 
-async def require_admin(principal: OptionalPrincipal) -> Principal:
-    return _require("admin", principal)
+async def require_admin(request: Request, credentials: Credentials) -> Principal:
+    return _require("admin", await _principal(request, credentials))
 
 
 Reader = Annotated[Principal | None, Depends(require_read)]

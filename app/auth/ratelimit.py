@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from app.auth.deps import OptionalPrincipal
-from app.core.deps import SettingsDep
+from app.auth.service import Principal
+from app.core.config import Settings
 from app.core.errors import TooManyRequests
 
 MAX_BUCKETS = 100_000
@@ -47,7 +47,7 @@ class RateLimiter:
         return (1 - bucket.tokens) / rate
 
 
-async def rate_limit(request: Request, principal: OptionalPrincipal, settings: SettingsDep) -> None:
+def check_rate(request: Request, principal: Principal | None, settings: Settings) -> None:
     per_minute = settings.rate_limit_per_minute
     if per_minute <= 0:
         return

@@ -10,7 +10,7 @@ from app.core.errors import BadRequest, UnsupportedMediaType, field_error
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Dependency for JSON bodies: anything else is a 415 rather than a confusing 422."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_TYPES and not (

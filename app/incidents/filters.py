@@ -266,7 +266,7 @@ def bbox_to_envelopes(raw: RawFilter) -> list[Envelope]:
 Text = Annotated[str | None, Query(max_length=1000)]
 
 
-def filter_query(
+async def filter_query(
     near: Annotated[
         str | None,
         Query(

@@ -96,6 +96,9 @@ class ImportResult:
     rows_per_second: float
 
 
+ANALYZE_SQL = "ANALYZE incidents, incident_rollup_month, incident_tile_cells, incident_grid_cells"
+
+
 def _skip(records: Iterator[Record], done: int) -> Iterator[Record]:
     for record in records:
         if record.row > done:
@@ -188,6 +191,10 @@ async def run_import(
             if not loop_task.done():
                 loop_task.cancel()
     await compact(conn)
+    if report.inserted + report.updated:
+        # Fresh statistics before the first query: a plan made for an empty table after a
+        # million-row load (autovacuum may not have run yet) can be 100x slower.
+        await conn.execute(ANALYZE_SQL)
     await conn.execute(
         "UPDATE import_jobs SET status = 'done', failed = failed + $2, updated_at = now() "
         "WHERE id = $1",
