@@ -191,8 +191,9 @@ def merge_patch(current: dict[str, Any], patch: IncidentPatch) -> IncidentIn:
         ) from exc
 
 
-def changed_fields(before: IncidentIn, after: IncidentIn) -> list[str]:
-    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+def changed_fields(before: IncidentIn | dict[str, Any], after: IncidentIn) -> list[str]:
+    old = before.model_dump(mode="json") if isinstance(before, IncidentIn) else before
+    new = after.model_dump(mode="json")
     return [f for f in COMPARED_FIELDS if old.get(f) != new.get(f)]
 
 
@@ -208,8 +209,13 @@ async def update_incident(
     """Returns (version, json). A patch that changes nothing keeps the version."""
     version, current = await _lock(conn, incident_id)
     _check_precondition(incident_id, version, if_match)
-    before = IncidentIn.model_validate(_as_input(current))
     after = merge_patch(current, patch)
+    before: IncidentIn | dict[str, Any]
+    try:
+        before = IncidentIn.model_validate(_as_input(current))
+    except ValidationError:
+        # Stored under older or looser rules (a direct load): compare the stored values.
+        before = _as_input(current)
     if enrich is not None:
         after = await enrich(after)
     fields = changed_fields(before, after)

@@ -82,9 +82,10 @@ async def stats(conn: asyncpg.Connection, f: SearchFilter, dims: list[str]) -> s
         start, end = f.raw.start, f.raw.end
         if start is None or end is None:
             bp = Params()
+            where = build_where(f, bp).sql
             bounds = await conn.fetchrow(
                 f"SELECT min(i.event_date) AS lo, max(i.event_date) AS hi FROM incidents i "
-                f"WHERE {build_where(f, bp).sql}",
+                f"WHERE {where}",
                 *bp.values,
             )
             start = start or bounds["lo"]

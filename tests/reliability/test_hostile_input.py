@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import incident
+from tests.conftest import incident, insert_incidents
 
 
 @pytest.mark.parametrize(
@@ -100,3 +101,37 @@ async def test_slow_uploads_time_out(database_url: str, write_key: str, path: st
             )
     assert resp.status_code == 408
     assert resp.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.usefixtures("gazetteer", "clean_incidents")
+async def test_patch_of_a_row_stored_under_looser_rules_is_a_422_not_a_500(
+    client: httpx.AsyncClient, db: asyncpg.Connection, writer: dict[str, str]
+) -> None:
+    """A row loaded straight into the table with a sub-event type that does not belong to its
+    event type: a patch that keeps it is refused naming the field; one that mends it lands."""
+    [incident_id] = await insert_incidents(
+        db,
+        [
+            {
+                "latitude": 34.4,
+                "longitude": 45.3,
+                "event_type": "Protests",
+                "sub_event_type": "Armed clash",
+            }
+        ],
+    )
+    current = await client.get(f"/v1/incidents/{incident_id}")
+    assert current.status_code == 200
+    headers = {**writer, "If-Match": current.headers["etag"]}
+    keep = await client.patch(
+        f"/v1/incidents/{incident_id}", json={"fatalities": 2}, headers=headers
+    )
+    assert keep.status_code == 422, keep.text
+    assert "sub_event_type" in keep.text
+    mend = await client.patch(
+        f"/v1/incidents/{incident_id}",
+        json={"sub_event_type": "Peaceful protest", "disorder_type": "Demonstrations"},
+        headers=headers,
+    )
+    assert mend.status_code == 200, mend.text
+    assert mend.json()["sub_event_type"] == "Peaceful protest"

@@ -57,6 +57,14 @@ SAFE_NAMES = {
     "fmt",
     "_quote",
     "layer",
+    # Rollup queries (stats, grid): fragments assembled in code from the constants above,
+    # placeholders and dimension names checked against a fixed list.
+    "cols",
+    "parts",
+    "cells",
+    "months",
+    "inside",
+    "cut",
 }
 
 

@@ -34,6 +34,17 @@ HOTSPOTS = [
 ]
 
 
+# Valid (event type, sub-event type, disorder type) combinations, some attributes missing.
+KINDS = [
+    ("Battles", "Armed clash", "Political violence"),
+    ("Battles", None, "Political violence"),
+    ("Protests", "Peaceful protest", "Demonstrations"),
+    ("Protests", "Peaceful protest", None),
+    ("Riots", "Mob violence", "Demonstrations"),
+    ("Riots", None, None),
+]
+
+
 def random_rows(n: int, seed: int, prefix: str) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = []
@@ -47,9 +58,13 @@ def random_rows(n: int, seed: int, prefix: str) -> list[dict[str, Any]]:
                 "admin2": admin2,
                 "country": country,
                 "country_code": code,
-                "event_type": rng.choice(["Battles", "Protests", "Riots"]),
-                "sub_event_type": rng.choice(["Armed clash", "Peaceful protest", None]),
-                "disorder_type": rng.choice(["Political violence", "Demonstrations", None]),
+                **dict(
+                    zip(
+                        ("event_type", "sub_event_type", "disorder_type"),
+                        rng.choice(KINDS),
+                        strict=True,
+                    )
+                ),
                 "fatalities": rng.randint(0, 9),
                 "event_date": dt.date(2023, 1, 1) + dt.timedelta(days=rng.randint(0, 600)),
                 "external_id": f"{prefix}{k}",
@@ -144,7 +159,12 @@ async def test_stats_from_rollups_equal_stats_from_incidents(
     one = await client.get(f"/v1/incidents/{ids[200]}")
     patched = await client.patch(
         f"/v1/incidents/{ids[200]}",
-        json={"fatalities": 40, "event_type": "Protests"},
+        json={
+            "fatalities": 40,
+            "event_type": "Protests",
+            "sub_event_type": "Peaceful protest",
+            "disorder_type": "Demonstrations",
+        },
         headers={**writer, "If-Match": one.headers["etag"]},
     )
     assert patched.status_code == 200, patched.text
@@ -323,4 +343,3 @@ async def test_grid_from_rollup_equals_grid_from_incidents(
         "AND geom && ST_MakeEnvelope(38.5, 29, 48.5, 37.5, 4326)"
     )
     assert total == expected
-
