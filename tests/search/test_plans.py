@@ -4,6 +4,7 @@ of a prepared statement (PostgreSQL's switch to generic plans after 5 is the tra
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -50,7 +51,9 @@ async def populated(database_url: str) -> None:
             ) c
             """
         )
-        await conn.execute("ANALYZE incidents")
+        await conn.execute(
+            "ANALYZE incidents, incident_rollup_month, incident_grid_cells, incident_tile_cells"
+        )
         yield
         await conn.execute("TRUNCATE incidents, incident_revisions")
     finally:
@@ -75,16 +78,24 @@ async def plans_for(
         if f.near is not None and f.radius_m is None:
             f.radius_m = 50_000  # the first ring of a nearest-k search
         sql, values, _ = build_query(f, sort=sort, fmt=OutputFormat.json, after=None, limit=limit)
-        await conn.execute(f"PREPARE q AS {sql}")
-        # EXPLAIN EXECUTE takes literals; the server quotes them (test code only).
-        literals = [await literal(conn, v) for v in values]
-        out = []
-        for _ in range(10):
-            doc = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q({', '.join(literals)})")
-            out.append(nodes(json.loads(doc)[0]["Plan"]))
-        return out
+        return await explain_ten_times(conn, sql, values)
     finally:
         await conn.close()
+
+
+async def explain_ten_times(
+    conn: asyncpg.Connection, sql: str, values: list[Any]
+) -> list[list[dict[str, Any]]]:
+    await conn.execute(f"PREPARE q AS {sql}")
+    # EXPLAIN EXECUTE takes literals; the server quotes them (test code only).
+    literals = [await literal(conn, v) for v in values]
+    out = []
+    for _ in range(10):
+        args = f"({', '.join(literals)})" if literals else ""
+        doc = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q{args}")
+        out.append(nodes(json.loads(doc)[0]["Plan"]))
+    await conn.execute("DEALLOCATE q")
+    return out
 
 
 def summary(plan: list[dict[str, Any]]) -> list[str]:
@@ -98,6 +109,8 @@ def summary(plan: list[dict[str, Any]]) -> list[str]:
 async def literal(conn: asyncpg.Connection, value: Any) -> str:
     if isinstance(value, bool | int | float):
         return repr(value)
+    if isinstance(value, dt.date):
+        return f"'{value.isoformat()}'::date"
     if isinstance(value, bytes):
         return f"'\\x{value.hex()}'::bytea"
     if isinstance(value, list):
@@ -155,3 +168,69 @@ async def test_radius_query_is_bounded_by_the_gist_index(
     """A sparse radius far from the hotspots must not walk the whole date index."""
     for plan in await plans_for(database_url, {"near": "30.5,47.8", "radius_km": 10}):
         assert "incidents_geom_gist" in index_names(plan), plan
+
+
+class CaptureSQL:
+    """Stands in for the connection to catch the statement the stats service sends."""
+
+    def __init__(self) -> None:
+        self.sql = ""
+        self.values: list[Any] = []
+
+    async def fetchval(self, sql: str, *values: Any) -> str:
+        self.sql, self.values = sql, list(values)
+        return "[]"
+
+
+async def test_dashboards_read_rollups_and_indexes_every_time(
+    populated: None, database_url: str
+) -> None:
+    """Stats by month and unfiltered cluster tiles never touch the incidents table; the grid
+    reads incidents only through the GiST index (hexagons cut by the bbox's edge)."""
+    from app.incidents.filters import RawFilter, SearchFilter
+    from app.incidents.geo import Envelope
+    from app.stats import grid
+    from app.stats import service as stats_service
+    from app.tiles import service as tiles_service
+
+    spy = CaptureSQL()
+    f = await resolve_stats_filter(
+        database_url,
+        {"admin1": "Diyala", "start": dt.date(2019, 1, 1), "end": dt.date(2023, 12, 31)},
+    )
+    await stats_service.stats(spy, f, ["month"])  # type: ignore[arg-type]
+    box = Envelope(38.5, 29.0, 48.5, 37.5)
+    grid_filter = SearchFilter(
+        raw=RawFilter(
+            bbox=(38.5, 29.0, 48.5, 37.5), start=dt.date(2023, 1, 1), end=dt.date(2023, 12, 31)
+        ),
+        envelopes=[box],
+    )
+    cases = {
+        "stats": (spy.sql, spy.values),
+        "grid": grid.grid_query(grid_filter, 25_000),
+        "tile": tiles_service.tile_query(SearchFilter(raw=RawFilter()), 8, 160, 101),
+    }
+    settings = Settings(database_url=database_url)
+    conn = await asyncpg.connect(database_url, server_settings=server_settings(settings))
+    try:
+        for name, (sql, values) in cases.items():
+            for plan in await explain_ten_times(conn, sql, values):
+                relations = {n.get("Relation Name") for n in plan}
+                assert "incidents" not in seq_scans(plan), (name, summary(plan))
+                if name == "grid":
+                    assert "incident_grid_cells" in relations, summary(plan)
+                    if "incidents" in relations:
+                        assert "incidents_geom_gist" in index_names(plan), summary(plan)
+                else:
+                    assert "incidents" not in relations, (name, summary(plan))
+    finally:
+        await conn.close()
+
+
+async def resolve_stats_filter(database_url: str, params: dict[str, Any]) -> Any:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await resolve_filter(conn, build_raw_filter(**params), sort=Sort.newest)
+    finally:
+        await conn.close()
