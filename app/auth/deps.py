@@ -69,13 +69,6 @@ def _require(scope: str, principal: Principal | None) -> Principal:
     return principal
 
 
-async def require_read(request: Request, credentials: Credentials) -> Principal | None:
-    principal = await _principal(request, credentials)
-    if principal is None and request.app.state.settings.allow_anonymous_read:
-        return None
-    return _require("read", principal)
-
-
 async def require_write(request: Request, credentials: Credentials) -> Principal:
     return _require("write", await _principal(request, credentials))
 
@@ -84,6 +77,5 @@ async def require_admin(request: Request, credentials: Credentials) -> Principal
     return _require("admin", await _principal(request, credentials))
 
 
-Reader = Annotated[Principal | None, Depends(require_read)]
 Writer = Annotated[Principal, Depends(require_write)]
 Admin = Annotated[Principal, Depends(require_admin)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from app.auth.deps import Reader, Writer
+from app.auth.deps import Writer
 from app.core.deps import DbDep, SettingsDep
 from app.core.errors import problem_doc
 from app.core.http import etag, if_none_match_hits, parse_if_match, require_json
@@ -56,7 +56,6 @@ async def create_incident(incident: IncidentIn, db: DbDep, principal: Writer) ->
 async def get_incident(
     incident_id: IncidentId,
     db: DbDep,
-    _: Reader,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     version, doc = await service.get_incident(db, incident_id=service.parse_id(incident_id))
@@ -135,7 +134,6 @@ async def list_revisions(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
-    _: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:

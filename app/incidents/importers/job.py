@@ -96,7 +96,11 @@ class ImportResult:
     rows_per_second: float
 
 
-ANALYZE_SQL = "ANALYZE incidents, incident_rollup_month, incident_tile_cells, incident_grid_cells"
+# After a large load: statistics for the new rows, and the rollups cleared of the delta rows
+# compaction just folded (small tables; otherwise index scans wade through dead rows until
+# autovacuum comes by).
+ANALYZE_SQL = "ANALYZE incidents"
+VACUUM_SQL = "VACUUM (ANALYZE) incident_rollup_month, incident_tile_cells, incident_grid_cells"
 
 
 def _skip(records: Iterator[Record], done: int) -> Iterator[Record]:
@@ -195,6 +199,7 @@ async def run_import(
         # Fresh statistics before the first query: a plan made for an empty table after a
         # million-row load (autovacuum may not have run yet) can be 100x slower.
         await conn.execute(ANALYZE_SQL)
+        await conn.execute(VACUUM_SQL)
     await conn.execute(
         "UPDATE import_jobs SET status = 'done', failed = failed + $2, updated_at = now() "
         "WHERE id = $1",
