@@ -1,7 +1,8 @@
 """EXPLAIN (ANALYZE, BUFFERS) of the radius, bbox and nearest searches the API sends, on the
-benchmark database (1M incidents, `bash bench/import_bench.sh`), dense and sparse areas both.
+benchmark database (1M incidents, `bash bench/import_bench.sh`), dense and sparse areas both,
+and (`--dashboards`) of the stats, grid and tile scenarios of `http_bench.py`.
 
-    .venv/bin/python bench/explain_plans.py [--database-url URL]
+    .venv/bin/python bench/explain_plans.py [--database-url URL] [--dashboards]
 """
 
 from __future__ import annotations
@@ -47,12 +48,42 @@ CASES: list[tuple[str, dict[str, Any], Sort]] = [
 ]
 
 
-async def main(url: str) -> None:
+async def explain(conn: asyncpg.Connection, title: str, sql: str, values: list[Any]) -> None:
+    timings = []
+    for _ in range(10):
+        started = time.perf_counter()
+        await conn.fetch(sql, *values)
+        timings.append((time.perf_counter() - started) * 1000)
+    plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *values)
+    timings.sort()
+    print(f"## {title}: median {timings[5]:.1f} ms, max {timings[-1]:.1f} ms over 10 runs")
+    for row in plan:
+        line = row[0]
+        if "Filter:" in line or "Cond:" in line:
+            line = line[:140] + ("…" if len(line) > 140 else "")
+        print("    " + line)
+    print()
+
+
+async def dashboards(conn: asyncpg.Connection) -> None:
+    """The dashboard scenarios' SQL, built by the benchmark's floor (the API's own code)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import http_bench
+
+    for name in ("stats", "grid", "tile"):
+        sql, values = await http_bench.floor_sql(conn, name, http_bench.SCENARIOS[name], 0)
+        await explain(conn, f"{name}: {http_bench.SCENARIOS[name]['path']}", sql, values)
+
+
+async def main(url: str, only_dashboards: bool = False) -> None:
     settings = Settings(database_url=url)
     conn = await asyncpg.connect(url, server_settings=server_settings(settings))
     try:
         total = await conn.fetchval("SELECT count(*) FROM incidents")
         print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {total} incidents\n")
+        if only_dashboards:
+            await dashboards(conn)
+            return
         for title, params, sort in CASES:
             for key in ("start", "end"):
                 if key in params:
@@ -66,20 +97,7 @@ async def main(url: str) -> None:
             sql, values, _ = build_query(
                 f, sort=sort, fmt=OutputFormat.json, after=None, limit=limit
             )
-            timings = []
-            for _ in range(10):
-                started = time.perf_counter()
-                await conn.fetch(sql, *values)
-                timings.append((time.perf_counter() - started) * 1000)
-            plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *values)
-            timings.sort()
-            print(f"## {title}: median {timings[5]:.1f} ms, max {timings[-1]:.1f} ms over 10 runs")
-            for row in plan:
-                line = row[0]
-                if "Filter:" in line or "Cond:" in line:
-                    line = line[:140] + ("…" if len(line) > 140 else "")
-                print("    " + line)
-            print()
+            await explain(conn, title, sql, values)
     finally:
         await conn.close()
 
@@ -89,4 +107,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--database-url", default="postgresql://postgres@127.0.0.1:5432/incidents_bench"
     )
-    asyncio.run(main(parser.parse_args().database_url))
+    parser.add_argument("--dashboards", action="store_true", help="stats, grid and tile")
+    args = parser.parse_args()
+    asyncio.run(main(args.database_url, args.dashboards))
