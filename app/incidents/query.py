@@ -92,10 +92,16 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
     return Where(clauses=clauses, params=p, distance_sql=distance_sql)
 
 
-def attribute_clauses(f: SearchFilter, p: Params, a: str = "i") -> list[str]:
-    """Type, country and admin filters: columns the monthly rollup shares with incidents."""
+def attribute_clauses(
+    f: SearchFilter, p: Params, a: str = "i", blank_is_null: bool = False
+) -> list[str]:
+    """Type, country and admin filters: columns the monthly rollup shares with incidents.
+
+    `blank_is_null`: the rollup stores a missing name as '' (so keys compare with `=`); a
+    filter value that normalises to '' must still match nothing there, as NULL does."""
     raw = f.raw
     clauses: list[str] = []
+    country = f"NULLIF({a}.country, '')" if blank_is_null else f"{a}.country"
     if raw.event_types:
         clauses.append(f"{a}.event_type = ANY({p.add(raw.event_types)}::text[])")
     if raw.sub_event_types:
@@ -108,7 +114,7 @@ def attribute_clauses(f: SearchFilter, p: Params, a: str = "i") -> list[str]:
             parts.append(f"{a}.country_code = ANY({p.add(f.country_codes)}::text[])")
         if f.country_names:
             parts.append(
-                f"app_norm({a}.country) = ANY(ARRAY(SELECT app_norm(x) FROM "
+                f"app_norm({country}) = ANY(ARRAY(SELECT app_norm(x) FROM "
                 f"unnest({p.add(f.country_names)}::text[]) x))"
             )
         clauses.append("(" + " OR ".join(parts) + ")")
@@ -118,6 +124,8 @@ def attribute_clauses(f: SearchFilter, p: Params, a: str = "i") -> list[str]:
                 f"app_norm({a}.{column}) = ANY(ARRAY(SELECT app_norm(x) FROM "
                 f"unnest({p.add(values)}::text[]) x))"
             )
+            if blank_is_null:
+                clauses.append(f"{a}.{column} <> ''")
     return clauses
 
 

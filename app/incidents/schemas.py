@@ -58,6 +58,24 @@ class PointGeometry(BaseModel):
         return value
 
 
+OPTIONAL_TEXT = (
+    "disorder_type",
+    "sub_event_type",
+    "actor1",
+    "assoc_actor_1",
+    "actor2",
+    "assoc_actor_2",
+    "country",
+    "admin1",
+    "admin2",
+    "admin3",
+    "location",
+    "source",
+    "source_scale",
+    "notes",
+)
+
+
 class _IncidentFieldsBase(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 
@@ -93,6 +111,12 @@ class _IncidentFieldsBase(BaseModel):
     tags: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=100)
     ] = []
+
+    @field_validator(*OPTIONAL_TEXT, mode="after")
+    @classmethod
+    def _blank_is_missing(cls, value: str | None) -> str | None:
+        """An empty text is no value: stored as null, so it is grouped and filtered as one."""
+        return value or None
 
 
 class IncidentIn(_IncidentFieldsBase):

@@ -19,6 +19,7 @@ import asyncpg
 
 from app.core.errors import Unprocessable, field_error
 from app.incidents.filters import SearchFilter
+from app.incidents.geo import Envelope
 from app.incidents.query import Params, build_where
 from app.stats.rollups import split_months
 
@@ -146,6 +147,7 @@ def rollup_applies(f: SearchFilter, edge_m: float) -> bool:
         edge_m / 1000 in ROLLUP_EDGES_KM
         and f.near is None
         and len(f.envelopes) <= 1
+        and all(_away_from_the_edges(e) for e in f.envelopes)
         and f.area is None
         and f.geometry_json is None
         and f.actor_pattern is None
@@ -154,6 +156,13 @@ def rollup_applies(f: SearchFilter, edge_m: float) -> bool:
         and raw.min_fatalities is None
         and not raw.q
     )
+
+
+def _away_from_the_edges(box: Envelope) -> bool:
+    """A cut hexagon's incidents are found through its bounding box turned back into lon/lat,
+    which wraps at ±180° and has no image past EPSG:6933's poles: near those (within one
+    100 km hexagon), the grid is counted from the incidents directly."""
+    return -178 <= box.min_lon and box.max_lon <= 178 and -80 <= box.min_lat and box.max_lat <= 80
 
 
 def _rollup_counted(f: SearchFilter, edge_m: float, size: str, p: Params) -> tuple[str, str] | None:

@@ -35,6 +35,10 @@ def split_months(
     """[start, end] as whole months [lo, hi) for the monthly rollups plus the partial-month
     days at either end (inclusive ranges, read from the incidents). None bounds are open.
     None when the range holds no whole month."""
+    if (start is not None and start.year >= dt.MAXYEAR) or (
+        end is not None and end.year >= dt.MAXYEAR
+    ):
+        return None  # no next month to bound by; the incidents answer directly
     lo = None if start is None else (start if start.day == 1 else _next_month(start))
     hi = None if end is None else (end + dt.timedelta(days=1)).replace(day=1)
     if lo is not None and hi is not None and lo >= hi:

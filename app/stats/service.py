@@ -200,7 +200,7 @@ def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
         exprs["month"] = "r.month"
     if "year" in dims:
         exprs["year"] = "date_trunc('year', r.month)::date"
-    clauses = attribute_clauses(f, p, "r")
+    clauses = attribute_clauses(f, p, "r", blank_is_null=True)
     if lo is not None:
         clauses.append(f"r.month >= {p.add(lo)}")
     if hi is not None:

@@ -27,6 +27,11 @@ depends_on = None
 # zoom z is split into 64x64 cells, so zoom 8 clusters are exactly these cells).
 HALF = "20037508.342789244"
 CELL = "(40075016.68557849 / 16384)"
+# The latitude where Web Mercator's square world ends (ST_TileEnvelope's edge).
+MAX_LAT = "85.0511287798066"
+# A point's zoom-14 cell; points on the world's east or south edge belong to the last cell.
+CX = f"least(floor((ST_X(g) + {HALF}) / {CELL})::int, 16383)"
+CY = f"least(floor(({HALF} - ST_Y(g)) / {CELL})::int, 16383)"
 
 MONTH_KEYS = (
     "month, country, country_code, admin1, admin2, event_type, sub_event_type, disorder_type"
@@ -117,15 +122,14 @@ def upgrade() -> None:
                 ),
                 merc AS (
                     SELECT ST_Transform(geom, 3857) AS g, sign, fatalities FROM d
-                    WHERE ST_Y(geom) BETWEEN -85.0511287798 AND 85.0511287798
+                    WHERE ST_Y(geom) BETWEEN -{MAX_LAT} AND {MAX_LAT}
                 )
                 INSERT INTO incident_tile_cells (cx, cy, incidents, fatalities, sum_x, sum_y)
-                SELECT floor((ST_X(g) + {HALF}) / {CELL})::int,
-                       floor(({HALF} - ST_Y(g)) / {CELL})::int,
-                       sum(sign), sum(sign * fatalities), sum(sign * ST_X(g)),
+                SELECT {CX}, {CY}, sum(sign), sum(sign * fatalities), sum(sign * ST_X(g)),
                        sum(sign * ST_Y(g))
                 FROM merc GROUP BY 1, 2
                 HAVING sum(sign) <> 0 OR sum(sign * fatalities) <> 0
+                    OR sum(sign * ST_X(g)) <> 0 OR sum(sign * ST_Y(g)) <> 0
             $sql$, src);
             RETURN NULL;
         END
@@ -169,7 +173,15 @@ def upgrade() -> None:
     op.execute(
         f"""
         CREATE FUNCTION incident_rollups_compact() RETURNS bigint
-        LANGUAGE sql VOLATILE AS $fn$
+        LANGUAGE plpgsql VOLATILE AS $fn$
+        DECLARE
+            folded bigint;
+        BEGIN
+            -- One compaction at a time (two deleting the same rows in different orders could
+            -- deadlock); a caller that finds one running skips, the next round folds the rest.
+            IF NOT pg_try_advisory_xact_lock(hashtext('incident_rollups_compact')) THEN
+                RETURN 0;
+            END IF;
             WITH dirty_months AS (
                 SELECT DISTINCT {MONTH_KEYS} FROM incident_rollup_month WHERE NOT merged
             ), gone_months AS (
@@ -201,6 +213,9 @@ def upgrade() -> None:
             SELECT (SELECT count(*) FROM gone_months) + (SELECT count(*) FROM gone_cells)
                    + 0 * ((SELECT count(*) FROM merged_months)
                           + (SELECT count(*) FROM merged_cells))
+            INTO folded;
+            RETURN folded;
+        END
         $fn$
         """
     )
@@ -218,11 +233,9 @@ def upgrade() -> None:
     op.execute(
         f"""
         INSERT INTO incident_tile_cells (cx, cy, incidents, fatalities, sum_x, sum_y, merged)
-        SELECT floor((ST_X(g) + {HALF}) / {CELL})::int, floor(({HALF} - ST_Y(g)) / {CELL})::int,
-               count(*), sum(fatalities), sum(ST_X(g)), sum(ST_Y(g)), true
+        SELECT {CX}, {CY}, count(*), sum(fatalities), sum(ST_X(g)), sum(ST_Y(g)), true
         FROM (SELECT ST_Transform(geom, 3857) AS g, fatalities FROM incidents
-              WHERE deleted_at IS NULL AND ST_Y(geom) BETWEEN -85.0511287798 AND 85.0511287798
-             ) s
+              WHERE deleted_at IS NULL AND ST_Y(geom) BETWEEN -{MAX_LAT} AND {MAX_LAT}) s
         GROUP BY 1, 2
         """
     )

@@ -144,7 +144,14 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE FUNCTION incident_grid_cells_compact() RETURNS bigint
-        LANGUAGE sql VOLATILE AS $fn$
+        LANGUAGE plpgsql VOLATILE AS $fn$
+        DECLARE
+            folded bigint;
+        BEGIN
+            -- One at a time, as incident_rollups_compact (0006).
+            IF NOT pg_try_advisory_xact_lock(hashtext('incident_grid_cells_compact')) THEN
+                RETURN 0;
+            END IF;
             WITH dirty AS (
                 SELECT DISTINCT edge_km, month, q, r FROM incident_grid_cells WHERE NOT merged
             ), gone AS (
@@ -160,6 +167,9 @@ def upgrade() -> None:
                 RETURNING 1
             )
             SELECT (SELECT count(*) FROM gone) + 0 * (SELECT count(*) FROM merged)
+            INTO folded;
+            RETURN folded;
+        END
         $fn$
         """
     )

@@ -65,6 +65,7 @@ SAFE_NAMES = {
     "months",
     "inside",
     "cut",
+    "country",  # a column expression chosen in code (attribute_clauses)
 }
 
 

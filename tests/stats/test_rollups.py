@@ -258,6 +258,11 @@ async def test_cluster_tiles_from_rollup_equal_tiles_from_incidents(
         "UPDATE incidents SET geom = ST_Translate(geom, 0.05, 0.05) WHERE id = ANY($1)",
         ids[40:80],
     )
+    # Small moves, mostly within one zoom-14 cell: the count stays, the mean position moves.
+    await db.execute(
+        "UPDATE incidents SET geom = ST_Translate(geom, 0.01, 0.0) WHERE id = ANY($1)",
+        ids[80:200],
+    )
     for lat, lon, *_ in HOTSPOTS:
         x, y = tile_for(lat, lon, zoom)
         resp = await client.get(f"/v1/tiles/{zoom}/{x}/{y}.mvt")
@@ -343,3 +348,60 @@ async def test_grid_from_rollup_equals_grid_from_incidents(
         "AND geom && ST_MakeEnvelope(38.5, 29, 48.5, 37.5, 4326)"
     )
     assert total == expected
+
+
+async def test_grid_near_the_antimeridian_counts_from_the_incidents(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    from app.incidents.geo import Envelope
+    from app.stats import grid
+
+    world = SearchFilter(
+        raw=RawFilter(bbox=(-180, -90, 180, 90)), envelopes=[Envelope(-180, -90, 180, 90)]
+    )
+    sql, _ = grid.grid_query(world, 100_000)
+    assert "incident_grid_cells" not in sql
+    await insert_incidents(
+        db,
+        [
+            {
+                "latitude": -17.0,
+                "longitude": 179.5,
+                "country": "Fiji",
+                "country_code": "FJI",
+                "external_id": "FIJI",
+            }
+        ],
+    )
+    resp = await client.get("/v1/stats/grid", params={"cell_km": 100, "bbox": "-180,-90,180,90"})
+    assert resp.status_code == 200
+    assert sum(f["properties"]["incidents"] for f in resp.json()["features"]) == 1
+
+
+async def test_stats_edge_cases_match_the_incidents(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    writer: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await insert_incidents(db, random_rows(200, 4, "E"))
+    # An empty name is no name: stored as null, grouped with the other missing ones.
+    body = {**api_body(random_rows(1, 12, "BLANK")[0]), "admin1": "", "admin2": " "}
+    created = await client.post("/v1/incidents", json=body, headers=writer)
+    assert created.status_code == 201, created.text
+    assert created.json()["admin2"] is None
+    # A filter value that normalises to nothing matches nothing, on both paths.
+    for params in (
+        {"group_by": "month", "admin1": "\u0301", "start": "2023-01-01"},
+        {"group_by": "admin1", "country": "\u0301"},
+    ):
+        rolled, direct = await both_ways(client, monkeypatch, params)
+        assert rolled == direct, params
+    # Dates at the end of the calendar: answered, not a 500.
+    for params in (
+        {"group_by": "event_type", "end": "9999-12-31"},
+        {"group_by": "event_type", "start": "9999-12-15"},
+    ):
+        rolled, direct = await both_ways(client, monkeypatch, params)
+        assert rolled == direct, params
+    await assert_stats_agree(client, monkeypatch)
