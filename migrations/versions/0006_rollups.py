@@ -120,7 +120,7 @@ def upgrade() -> None:
                     FROM d GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
                     HAVING sum(sign) <> 0 OR sum(sign * fatalities) <> 0
                 ),
-                merc AS (
+                merc AS MATERIALIZED (
                     SELECT ST_Transform(geom, 3857) AS g, sign, fatalities FROM d
                     WHERE ST_Y(geom) BETWEEN -{MAX_LAT} AND {MAX_LAT}
                 )

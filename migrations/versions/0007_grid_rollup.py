@@ -18,6 +18,12 @@ branch_labels = None
 depends_on = None
 
 EDGES_KM = "ARRAY[10, 25, 50, 100]"
+# Each delta row once per edge, its EPSG:6933 coordinates in edges (float8, computed once:
+# OFFSET 0 keeps the hexagon functions' many references to x and y from recomputing them).
+SCALED = (
+    "SELECT e.km, d.month, d.sign, d.fatalities, d.px / (e.km * 1000)::float8 AS x, "
+    f"d.py / (e.km * 1000)::float8 AS y FROM d CROSS JOIN unnest({EDGES_KM}) AS e(km) OFFSET 0"
+)
 
 # x, y: EPSG:6933 metres divided by the hexagon edge. One non-STRICT expression each, so
 # PostgreSQL inlines the functions into the calling query when x and y are plain columns
@@ -93,18 +99,17 @@ def upgrade() -> None:
                               cols, cols);
             END IF;
             EXECUTE format($sql$
-                WITH d AS (
+                WITH d AS MATERIALIZED (
                     SELECT date_trunc('month', event_date)::date AS month, sign, fatalities,
                            ST_X(p) AS px, ST_Y(p) AS py
-                    FROM (SELECT ST_Transform(geom, 6933) AS p, * FROM (%s) s0) s1
+                    FROM (SELECT ST_Transform(geom, 6933) AS p, * FROM (%s) s0 OFFSET 0) s1
                 )
                 INSERT INTO incident_grid_cells (edge_km, month, q, r, incidents, fatalities)
-                SELECT e.km, d.month, incident_hex_q(d.px / (e.km * 1000.0), d.py / (e.km * 1000.0)),
-                       incident_hex_r(d.px / (e.km * 1000.0), d.py / (e.km * 1000.0)),
-                       sum(d.sign), sum(d.sign * d.fatalities)
-                FROM d CROSS JOIN unnest({EDGES_KM}) AS e(km)
+                SELECT km, month, incident_hex_q(x, y), incident_hex_r(x, y), sum(sign),
+                       sum(sign * fatalities)
+                FROM ({SCALED}) c
                 GROUP BY 1, 2, 3, 4
-                HAVING sum(d.sign) <> 0 OR sum(d.sign * d.fatalities) <> 0
+                HAVING sum(sign) <> 0 OR sum(sign * fatalities) <> 0
             $sql$, src);
             RETURN NULL;
         END
@@ -175,14 +180,16 @@ def upgrade() -> None:
     )
     op.execute(
         f"""
+        WITH d AS MATERIALIZED (
+            SELECT date_trunc('month', event_date)::date AS month, 1 AS sign, fatalities,
+                   ST_X(p) AS px, ST_Y(p) AS py
+            FROM (SELECT ST_Transform(geom, 6933) AS p, event_date, fatalities FROM incidents
+                  WHERE deleted_at IS NULL OFFSET 0) s
+        )
         INSERT INTO incident_grid_cells (edge_km, month, q, r, incidents, fatalities, merged)
-        SELECT e.km, d.month, incident_hex_q(d.px / (e.km * 1000.0), d.py / (e.km * 1000.0)),
-               incident_hex_r(d.px / (e.km * 1000.0), d.py / (e.km * 1000.0)),
-               count(*), sum(d.fatalities), true
-        FROM (SELECT date_trunc('month', event_date)::date AS month, fatalities,
-                     ST_X(ST_Transform(geom, 6933)) AS px, ST_Y(ST_Transform(geom, 6933)) AS py
-              FROM incidents WHERE deleted_at IS NULL) d
-        CROSS JOIN unnest({EDGES_KM}) AS e(km)
+        SELECT km, month, incident_hex_q(x, y), incident_hex_r(x, y), count(*),
+               sum(fatalities), true
+        FROM ({SCALED}) c
         GROUP BY 1, 2, 3, 4
         """
     )
