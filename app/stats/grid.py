@@ -21,7 +21,7 @@ from app.core.errors import Unprocessable, field_error
 from app.incidents.filters import SearchFilter
 from app.incidents.geo import Envelope
 from app.incidents.query import Params, build_where
-from app.stats.rollups import split_months
+from app.stats.rollups import beyond_rollups, split_months
 
 ROLLUP_EDGES_KM = (10.0, 25.0, 50.0, 100.0)
 MAX_CELLS = 500_000
@@ -142,19 +142,15 @@ def grid_query(f: SearchFilter, edge_m: float, rollup: bool = True) -> tuple[str
 
 
 def rollup_applies(f: SearchFilter, edge_m: float) -> bool:
+    """The grid rollup has no attribute columns: only a bbox and dates narrow it."""
     raw = f.raw
     return (
         edge_m / 1000 in ROLLUP_EDGES_KM
-        and f.near is None
         and len(f.envelopes) <= 1
         and all(_away_from_the_edges(e) for e in f.envelopes)
-        and f.area is None
-        and f.geometry_json is None
-        and f.actor_pattern is None
-        and not (raw.actors or raw.event_types or raw.sub_event_types or raw.disorder_types)
+        and not beyond_rollups(f)
+        and not (raw.event_types or raw.sub_event_types or raw.disorder_types)
         and not (raw.countries or raw.admin1 or raw.admin2)
-        and raw.min_fatalities is None
-        and not raw.q
     )
 
 

@@ -15,6 +15,7 @@ import logging
 import asyncpg
 
 from app.core.db import Database
+from app.incidents.filters import SearchFilter
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,21 @@ async def compact(conn: asyncpg.Connection) -> int:
 
 
 DateRange = tuple[dt.date, dt.date]
+
+
+def beyond_rollups(f: SearchFilter) -> bool:
+    """Filters no rollup carries: a place or radius, an area or polygon, actors, text, a
+    fatality floor. (The bbox and attribute filters each rollup handles itself.)"""
+    raw = f.raw
+    return (
+        f.near is not None
+        or f.area is not None
+        or f.geometry_json is not None
+        or f.actor_pattern is not None
+        or bool(raw.actors)
+        or raw.min_fatalities is not None
+        or bool(raw.q)
+    )
 
 
 def split_months(

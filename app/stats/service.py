@@ -14,7 +14,7 @@ import asyncpg
 from app.core.errors import Unprocessable, field_error
 from app.incidents.filters import SearchFilter
 from app.incidents.query import Params, attribute_clauses, build_where
-from app.stats.rollups import split_months
+from app.stats.rollups import beyond_rollups, split_months
 
 TIME_DIMS = {"day": "day", "week": "week", "month": "month", "year": "year"}
 COLUMN_DIMS = {
@@ -166,18 +166,7 @@ ROLLUP_DIMS = {
 
 
 def rollup_applies(f: SearchFilter, dims: list[str]) -> bool:
-    raw = f.raw
-    return (
-        set(dims) <= ROLLUP_DIMS
-        and f.near is None
-        and not f.envelopes
-        and f.area is None
-        and f.geometry_json is None
-        and f.actor_pattern is None
-        and not raw.actors
-        and raw.min_fatalities is None
-        and not raw.q
-    )
+    return set(dims) <= ROLLUP_DIMS and not f.envelopes and not beyond_rollups(f)
 
 
 def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:

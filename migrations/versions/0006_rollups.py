@@ -87,8 +87,25 @@ def upgrade() -> None:
         "CREATE INDEX incident_tile_cells_deltas ON incident_tile_cells (cx, cy) WHERE NOT merged"
     )
 
-    # The delta source depends on the operation (transition tables exist per trigger), so the
-    # one aggregate statement is run dynamically with it; planning is per statement, not row.
+    # The live rows a statement added (+1) and removed (-1), from its transition tables, as SQL
+    # text: which tables exist depends on the operation, so each rollup trigger runs its one
+    # aggregate dynamically over this source (planned per statement, not per row).
+    op.execute(
+        """
+        CREATE FUNCTION incident_rollup_deltas(op text, cols text) RETURNS text
+        LANGUAGE sql IMMUTABLE AS $fn$
+            SELECT CASE op
+                WHEN 'INSERT' THEN
+                    format('SELECT %s, 1 AS sign FROM new_rows WHERE deleted_at IS NULL', cols)
+                WHEN 'DELETE' THEN
+                    format('SELECT %s, -1 AS sign FROM old_rows WHERE deleted_at IS NULL', cols)
+                ELSE format('SELECT %1$s, 1 AS sign FROM new_rows WHERE deleted_at IS NULL '
+                            'UNION ALL SELECT %1$s, -1 FROM old_rows WHERE deleted_at IS NULL',
+                            cols)
+            END
+        $fn$
+        """
+    )
     op.execute(
         f"""
         CREATE FUNCTION incident_rollups_apply() RETURNS trigger
@@ -98,16 +115,7 @@ def upgrade() -> None:
                 || 'event_type, sub_event_type, disorder_type, fatalities, geom';
             src text;
         BEGIN
-            IF TG_OP = 'INSERT' THEN
-                src := format('SELECT %s, 1 AS sign FROM new_rows WHERE deleted_at IS NULL', cols);
-            ELSIF TG_OP = 'DELETE' THEN
-                src := format('SELECT %s, -1 AS sign FROM old_rows WHERE deleted_at IS NULL',
-                              cols);
-            ELSE
-                src := format('SELECT %s, 1 AS sign FROM new_rows WHERE deleted_at IS NULL '
-                              || 'UNION ALL SELECT %s, -1 FROM old_rows WHERE deleted_at IS NULL',
-                              cols, cols);
-            END IF;
+            src := incident_rollup_deltas(TG_OP, cols);
             EXECUTE format($sql$
                 WITH d AS (%s),
                 months AS (
@@ -249,5 +257,6 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS incident_rollups_compact()")
     op.execute("DROP FUNCTION IF EXISTS incident_rollups_truncate()")
     op.execute("DROP FUNCTION IF EXISTS incident_rollups_apply()")
+    op.execute("DROP FUNCTION IF EXISTS incident_rollup_deltas(text, text)")
     op.execute("DROP TABLE IF EXISTS incident_tile_cells")
     op.execute("DROP TABLE IF EXISTS incident_rollup_month")

@@ -3,7 +3,7 @@
 `incident_hex_q` / `incident_hex_r` are the one definition of which flat-topped hexagon a
 point falls in (axial coordinates, cube rounding), used by /v1/stats/grid and by the trigger
 that keeps `incident_grid_cells` current for edges of 10, 25, 50 and 100 km. Same delta rows
-and compaction as migration 0006.
+(`incident_rollup_deltas`) and compaction as migration 0006.
 
 Revision ID: 0007
 Revises: 0006
@@ -88,16 +88,7 @@ def upgrade() -> None:
             cols constant text := 'event_date, fatalities, geom';
             src text;
         BEGIN
-            IF TG_OP = 'INSERT' THEN
-                src := format('SELECT %s, 1 AS sign FROM new_rows WHERE deleted_at IS NULL', cols);
-            ELSIF TG_OP = 'DELETE' THEN
-                src := format('SELECT %s, -1 AS sign FROM old_rows WHERE deleted_at IS NULL',
-                              cols);
-            ELSE
-                src := format('SELECT %s, 1 AS sign FROM new_rows WHERE deleted_at IS NULL '
-                              || 'UNION ALL SELECT %s, -1 FROM old_rows WHERE deleted_at IS NULL',
-                              cols, cols);
-            END IF;
+            src := incident_rollup_deltas(TG_OP, cols);
             EXECUTE format($sql$
                 WITH d AS MATERIALIZED (
                     SELECT date_trunc('month', event_date)::date AS month, sign, fatalities,

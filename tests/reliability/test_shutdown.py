@@ -42,15 +42,22 @@ def big_body(rows: int, prefix: str) -> str:
     )
 
 
+def upload_in_background(
+    client: httpx.AsyncClient, write_key: str, prefix: str
+) -> asyncio.Task[httpx.Response]:
+    """A 20,000-row NDJSON bulk upload, external ids starting with `prefix`, started now."""
+    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/x-ndjson"}
+    return asyncio.create_task(
+        client.post("/v1/incidents/bulk", content=big_body(20000, prefix), headers=headers)
+    )
+
+
 async def test_sigterm_finishes_the_request_in_flight(
     database_url: str, write_key: str, db: asyncpg.Connection
 ) -> None:
     proc, base = start(database_url)
-    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/x-ndjson"}
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        upload = asyncio.create_task(
-            client.post("/v1/incidents/bulk", content=big_body(20000, "T"), headers=headers)
-        )
+        upload = upload_in_background(client, write_key, "T")
         await asyncio.sleep(0.8)
         proc.send_signal(signal.SIGTERM)
         resp = await upload
@@ -64,11 +71,8 @@ async def test_killed_bulk_upload_leaves_no_partial_batch(
     database_url: str, write_key: str, db: asyncpg.Connection
 ) -> None:
     proc, base = start(database_url)
-    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/x-ndjson"}
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        upload = asyncio.create_task(
-            client.post("/v1/incidents/bulk", content=big_body(20000, "K"), headers=headers)
-        )
+        upload = upload_in_background(client, write_key, "K")
         # Wait until the server is writing (some batches upserted, not committed), then kill.
         for _ in range(200):
             busy = await db.fetchval(
