@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -229,49 +230,21 @@ def import_file(
     asyncio.run(run())
 
 
-@cli.command("export")
 def export(
-    format: Annotated[str, typer.Option("--format", help="csv, ndjson or geojson")] = "csv",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File (default: stdout)")
-    ] = None,
-    near: Annotated[str | None, typer.Option(help="lat,lon or a place name")] = None,
-    radius_km: Annotated[float | None, typer.Option()] = None,
-    bbox: Annotated[str | None, typer.Option(help="minLon,minLat,maxLon,maxLat")] = None,
-    within: Annotated[str | None, typer.Option(help="Area id or name")] = None,
-    start: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
-    end: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
-    event_type: Annotated[str | None, typer.Option()] = None,
-    actor: Annotated[str | None, typer.Option()] = None,
-    country: Annotated[str | None, typer.Option()] = None,
-    admin1: Annotated[str | None, typer.Option()] = None,
-    q: Annotated[str | None, typer.Option(help="Full-text search over notes")] = None,
+    format: str = "csv", output: Path | None = None, **filters: str
 ) -> None:
-    """Stream incidents (same filters as the API) as CSV, NDJSON or GeoJSON."""
-    import datetime as dt
-
+    """Stream incidents (the same filters as the API: every search parameter is an option)
+    as CSV, NDJSON or GeoJSON."""
     from app.core.db import Database
     from app.core.errors import ProblemError
-    from app.incidents.export import export_stream
-    from app.incidents.filters import build_raw_filter
+    from app.search.export import export_stream
+    from app.search.params import build_raw_filter
 
     async def run() -> None:
         db = Database(get_settings())
         sink = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         try:
-            raw = build_raw_filter(
-                near=near,
-                radius_km=radius_km,
-                bbox=bbox,
-                within=within,
-                start=dt.date.fromisoformat(start) if start else None,
-                end=dt.date.fromisoformat(end) if end else None,
-                event_type=event_type,
-                actor=actor,
-                country=country,
-                admin1=admin1,
-                q=q,
-            )
+            raw = build_raw_filter({k: v for k, v in filters.items() if v is not None})
             async for chunk in export_stream(db, raw, format):
                 sink.write(chunk)
         except ProblemError as exc:
@@ -283,6 +256,34 @@ def export(
             await db.close()
 
     asyncio.run(run())
+
+
+def _export_signature() -> inspect.Signature:
+    """`export`'s options: its own, then one per search parameter (app.search.params)."""
+    from app.search.params import cli_options
+
+    own = [
+        inspect.Parameter(
+            "format",
+            inspect.Parameter.KEYWORD_ONLY,
+            default="csv",
+            annotation=Annotated[str, typer.Option("--format", help="csv, ndjson or geojson")],
+        ),
+        inspect.Parameter(
+            "output",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None, typer.Option("--output", "-o", help="File (default: stdout)")
+            ],
+        ),
+    ]
+    return inspect.Signature([*own, *cli_options(typer.Option)])
+
+
+export.__signature__ = _export_signature()  # type: ignore[attr-defined]
+export.__annotations__ = {p.name: p.annotation for p in export.__signature__.parameters.values()}  # type: ignore[attr-defined]
+cli.command("export")(export)
 
 
 @keys_cli.command("create")

@@ -21,9 +21,9 @@ from app.core.db import Database
 from app.core.errors import COMMON_PROBLEMS, install_error_handlers
 from app.core.middleware import BodyLimitMiddleware, MetricsMiddleware, SecurityHeadersMiddleware
 from app.health.router import router as health_router
-from app.incidents.list_router import router as incident_search_router
 from app.incidents.router import router as incidents_router
 from app.places.router import router as places_router
+from app.search.router import router as incident_search_router
 from app.stats.rollups import compact_forever
 from app.stats.router import router as stats_router
 from app.taxonomy.router import router as taxonomy_router

@@ -22,8 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.config import Settings  # noqa: E402
 from app.core.db import server_settings  # noqa: E402
-from app.incidents.filters import OutputFormat, Sort, build_raw_filter  # noqa: E402
-from app.incidents.search import KNN_RADII_M, build_query, resolve_filter  # noqa: E402
+from app.search.filters import OutputFormat, Sort  # noqa: E402
+from app.search.params import build_raw_filter  # noqa: E402
+from app.search.resolve import resolve_filter  # noqa: E402
+from app.search.service import KNN_RADII_M, build_query  # noqa: E402
 
 CASES: list[tuple[str, dict[str, Any], Sort]] = [
     (
@@ -88,8 +90,8 @@ async def main(url: str, only_dashboards: bool = False) -> None:
             for key in ("start", "end"):
                 if key in params:
                     params[key] = dt.date.fromisoformat(params[key])
-            raw = build_raw_filter(**params)
-            f = await resolve_filter(conn, raw, sort=sort)
+            raw = build_raw_filter(params)
+            f = await resolve_filter(conn, raw, nearest=sort is Sort.distance)
             limit = 101
             if f.near is not None and f.radius_m is None:
                 f.radius_m = KNN_RADII_M[0]

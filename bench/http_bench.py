@@ -32,8 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.config import Settings  # noqa: E402
 from app.core.db import server_settings  # noqa: E402
-from app.incidents.filters import OutputFormat, Sort, build_raw_filter  # noqa: E402
-from app.incidents.search import build_query, resolve_filter  # noqa: E402
+from app.search.filters import OutputFormat, Sort  # noqa: E402
+from app.search.params import build_raw_filter  # noqa: E402
+from app.search.resolve import resolve_filter  # noqa: E402
+from app.search.service import build_query  # noqa: E402
 from app.stats import grid as stats_grid  # noqa: E402
 from app.stats import service as stats_service  # noqa: E402
 from app.tiles import service as tiles_service  # noqa: E402
@@ -163,8 +165,8 @@ async def floor_sql(
     for key in ("start", "end"):
         if key in params:
             params[key] = dt.date.fromisoformat(params[key])
-    raw = build_raw_filter(**params)
-    f = await resolve_filter(conn, raw, sort=Sort.newest)
+    raw = build_raw_filter(params)
+    f = await resolve_filter(conn, raw)
     if name == "stats":
         captured: dict[str, Any] = {}
 

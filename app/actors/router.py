@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.actors import service
 from app.auth.deps import Writer
-from app.core.deps import DbDep
+from app.core.deps import ReadConn, WriteConn
 from app.core.http import require_json
+from app.core.pagination import Page
 
 router = APIRouter(prefix="/actors", tags=["actors"])
 
@@ -34,15 +35,13 @@ class ActorOut(BaseModel):
     aliases: list[str]
 
 
-class ActorPage(BaseModel):
-    items: list[ActorOut]
-    next_cursor: str | None = None
+class ActorPage(Page[ActorOut]):
+    """Every actor group (one page: no cursor)."""
 
 
 @router.get("", response_model=ActorPage, summary="Actor groups and their aliases")
-async def list_actors(db: DbDep) -> ActorPage:
-    async with db.read() as conn:
-        rows = await service.list_actors(conn)
+async def list_actors(conn: ReadConn) -> ActorPage:
+    rows = await service.list_actors(conn)
     return ActorPage(items=[ActorOut(**r) for r in rows])
 
 
@@ -53,9 +52,8 @@ async def list_actors(db: DbDep) -> ActorPage:
     dependencies=[Depends(require_json)],
     summary="Add an actor group or aliases to one",
 )
-async def add_actor(actor: ActorIn, db: DbDep, principal: Writer) -> ActorOut:
-    async with db.acquire() as conn:
-        row = await service.add_actor(
-            conn, name=actor.name, aliases=actor.aliases, created_by=principal.name
-        )
+async def add_actor(actor: ActorIn, conn: WriteConn, principal: Writer) -> ActorOut:
+    row = await service.add_actor(
+        conn, name=actor.name, aliases=actor.aliases, created_by=principal.name
+    )
     return ActorOut(**row)

@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.incidents.filters import PolygonGeometry
+from app.core.geojson import PolygonGeometry
+from app.core.pagination import Page
 
 
 class AreaIn(BaseModel):
@@ -48,9 +49,8 @@ class AreaOut(BaseModel):
     created_at: str
 
 
-class AreaPage(BaseModel):
-    items: list[AreaOut]
-    next_cursor: str | None
+class AreaPage(Page[AreaOut]):
+    pass
 
 
 class AreaFeature(BaseModel):

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from app.core.errors import NotFound, Unprocessable, dumps, field_error
-from app.incidents.filters import AreaRef
-from app.incidents.geo import Envelope
+from app.core.errors import Conflict, NotFound, Unprocessable, dumps, field_error
+from app.core.geo import Envelope
+
+
+@dataclass(frozen=True)
+class AreaRef:
+    """An area as a search filter (`within=`)."""
+
+    id: int
+    name: str
+    kind: str
+    # The polygon itself, bound as a parameter: with a custom plan it is a constant, so PostGIS
+    # estimates the selectivity from its extent and caches its prepared form across rows.
+    wkb: bytes
+
 
 AREA_JSON = """json_build_object(
     'id', a.id::text, 'name', a.name, 'kind', a.kind, 'code', a.code,
@@ -107,7 +120,7 @@ async def create_area(
 ) -> int:
     text, _ = await check_polygon(conn, geometry, "geometry")
     try:
-        async with conn.transaction():
+        async with conn.transaction():  # a savepoint inside the request's transaction
             area_id = await conn.fetchval(
                 INSERT_SQL,
                 name,
@@ -122,8 +135,6 @@ async def create_area(
                 created_by,
             )
     except asyncpg.UniqueViolationError as exc:
-        from app.core.errors import Conflict
-
         raise Conflict(
             f"An area named '{name}' already exists.",
             errors=[field_error("name", "already exists", name)],
@@ -133,11 +144,12 @@ async def create_area(
 
 async def list_areas(
     conn: asyncpg.Connection, *, after_id: int, kind: str | None, name: str | None, limit: int
-) -> tuple[list[str], int | None]:
+) -> tuple[list[str], dict[str, Any] | None]:
+    """A page of areas and the next cursor's payload (None on the last page)."""
     rows = await conn.fetch(LIST_SQL, after_id, kind, name, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return [str(r["doc"]) for r in rows], (int(rows[-1]["id"]) if more and rows else None)
+    return [str(r["doc"]) for r in rows], ({"id": int(rows[-1]["id"])} if more else None)
 
 
 async def get_area(conn: asyncpg.Connection, area_id: int) -> str:

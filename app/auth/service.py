@@ -8,8 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from app.core.db import Database
 
@@ -57,37 +56,37 @@ def parse_scopes(raw: str) -> list[str]:
 
 
 async def create_key(
-    conn: AsyncConnection, *, name: str, scopes: list[str], pepper: str
+    conn: asyncpg.Connection, *, name: str, scopes: list[str], pepper: str
 ) -> tuple[str, int]:
     """Returns (the key, its id). The key itself is never stored."""
     prefix = secrets.token_hex(5)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    result = await conn.execute(
-        text(
-            "INSERT INTO api_keys (name, prefix, key_hash, scopes) "
-            "VALUES (:name, :prefix, :hash, :scopes) RETURNING id"
-        ),
-        {"name": name, "prefix": prefix, "hash": hash_key(key, pepper), "scopes": scopes},
+    key_id = await conn.fetchval(
+        "INSERT INTO api_keys (name, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4) "
+        "RETURNING id",
+        name,
+        prefix,
+        hash_key(key, pepper),
+        scopes,
     )
-    return key, int(result.scalar_one())
+    return key, int(key_id)
 
 
-async def list_keys(conn: AsyncConnection) -> list[dict[str, Any]]:
-    result = await conn.execute(
-        text("SELECT id, name, prefix, scopes, created_at, revoked_at FROM api_keys ORDER BY id")
+async def list_keys(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, name, prefix, scopes, created_at, revoked_at FROM api_keys ORDER BY id"
     )
-    return [dict(row._mapping) for row in result]
+    return [dict(row) for row in rows]
 
 
-async def revoke_key(conn: AsyncConnection, *, key_id: int | None, name: str | None) -> int:
-    result = await conn.execute(
-        text(
-            "UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL "
-            "AND (id = :id OR name = :name)"
-        ),
-        {"id": key_id, "name": name},
+async def revoke_key(conn: asyncpg.Connection, *, key_id: int | None, name: str | None) -> int:
+    rows = await conn.fetch(
+        "UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL "
+        "AND (id = $1 OR name = $2) RETURNING id",
+        key_id,
+        name,
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(rows)
 
 
 _DUMMY_HASH = "0" * 64

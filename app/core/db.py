@@ -1,9 +1,8 @@
-"""Connections: a SQLAlchemy async engine for transactional writes, an asyncpg pool for reads.
+"""The connection pool (asyncpg), and a connection per request: reads on a pooled connection,
+writes in one transaction that commits when the request succeeds and rolls back if it fails.
 
-Reads build their JSON inside PostgreSQL and hand the bytes straight to the client, so they
-go through asyncpg directly (fixed SQL text, `$n` parameters, prepared statements reused).
-Writes go through SQLAlchemy's engine so each request is one transaction that commits on
-success and rolls back on any error.
+Reads build their JSON inside PostgreSQL and hand the bytes straight to the client (fixed SQL
+text, `$n` parameters, prepared statements reused by asyncpg's statement cache).
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.core.config import Settings
 from app.core.errors import ServiceUnavailable
+
+_UNAVAILABLE = (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError)
 
 
 def server_settings(settings: Settings) -> dict[str, str]:
@@ -39,32 +39,27 @@ def server_settings(settings: Settings) -> dict[str, str]:
     }
 
 
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The database is unavailable; retry shortly.", headers={"Retry-After": "2"}
+    )
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """json/jsonb come back as text: the API forwards them without decoding."""
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ, encoder=lambda v: v, decoder=lambda v: v, schema="pg_catalog", format="text"
+        )
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine: AsyncEngine = create_async_engine(
-            settings.database_url,
-            pool_size=max(2, settings.db_pool_size // 2),
-            max_overflow=settings.db_pool_size,
-            pool_pre_ping=True,
-            pool_timeout=settings.db_connect_timeout_s,
-            connect_args={
-                "server_settings": server_settings(settings),
-                "timeout": settings.db_connect_timeout_s,
-                "command_timeout": settings.db_command_timeout_s,
-            },
-        )
         self._pool: asyncpg.Pool | None = None
 
-    async def _init_connection(self, conn: asyncpg.Connection) -> None:
-        # json/jsonb come back as text: the API forwards them without decoding.
-        for typ in ("json", "jsonb"):
-            await conn.set_type_codec(
-                typ, encoder=lambda v: v, decoder=lambda v: v, schema="pg_catalog", format="text"
-            )
-
     async def pool(self) -> asyncpg.Pool:
-        """The read pool, created on first use so the app starts even while the DB is down."""
+        """The pool, created on first use so the app starts even while the database is down."""
         if self._pool is None:
             try:
                 self._pool = await asyncpg.create_pool(
@@ -74,41 +69,34 @@ class Database:
                     timeout=self.settings.db_connect_timeout_s,
                     command_timeout=self.settings.db_command_timeout_s,
                     server_settings=server_settings(self.settings),
-                    init=self._init_connection,
+                    init=init_connection,
                     max_inactive_connection_lifetime=60,
                 )
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                raise ServiceUnavailable(
-                    "The database is unavailable; retry shortly.", headers={"Retry-After": "2"}
-                ) from exc
+            except _UNAVAILABLE as exc:
+                raise _unavailable() from exc
         return self._pool
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection (autocommit: each statement sees the newest data)."""
         pool = await self.pool()
         try:
-            conn_cm = pool.acquire(timeout=self.settings.db_connect_timeout_s)
-            conn = await conn_cm.__aenter__()
-        except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError) as exc:
-            raise ServiceUnavailable(
-                "The database is unavailable; retry shortly.", headers={"Retry-After": "2"}
-            ) from exc
+            conn = await pool.acquire(timeout=self.settings.db_connect_timeout_s)
+        except _UNAVAILABLE as exc:
+            raise _unavailable() from exc
         try:
             yield conn
         finally:
-            await conn_cm.__aexit__(None, None, None)
-
-    # A pooled asyncpg connection for set-based writes that manage their own transaction.
-    acquire = read
+            await pool.release(conn)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: commits when the block ends, rolls back if it raises."""
-        async with self.engine.begin() as conn:
+    async def write(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection in one transaction: commits when the block ends, rolls back if
+        it raises."""
+        async with self.read() as conn, conn.transaction():
             yield conn
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-        await self.engine.dispose()

@@ -1,9 +1,15 @@
-"""Dependency aliases shared by routers."""
+"""Dependency aliases shared by routers: the database, settings, and a connection per request.
+
+`ReadConn` and `WriteConn` are released (and `WriteConn` committed) when the endpoint returns,
+before the response is sent: a client never sees a success for a write that did not commit.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 
 from app.core.config import Settings
@@ -20,5 +26,17 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+async def read_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with request.app.state.db.read() as conn:
+        yield conn
+
+
+async def write_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with request.app.state.db.write() as conn:
+        yield conn
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ReadConn = Annotated[asyncpg.Connection, Depends(read_connection, scope="function")]
+WriteConn = Annotated[asyncpg.Connection, Depends(write_connection, scope="function")]

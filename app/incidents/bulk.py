@@ -12,10 +12,10 @@ from fastapi import Request
 
 from app.core.db import Database
 from app.core.errors import BadRequest, Unprocessable, field_error
-from app.incidents.enrich import place_at
+from app.incidents.enrich import place_at, unknown_place
 from app.incidents.importers.pipeline import (
     BulkReport,
-    Countries,
+    Pending,
     RowProblem,
     ensure_stage,
     stage_tuple,
@@ -45,27 +45,23 @@ async def spool(request: Request) -> tempfile.SpooledTemporaryFile[bytes]:
 
 
 async def resolve_locations(
-    conn: asyncpg.Connection, pending: list[tuple[int, Any]], report: BulkReport
+    conn: asyncpg.Connection, pending: list[Pending], report: BulkReport
 ) -> list[tuple[Any, ...]]:
-    """Rows with a place name and no coordinates, placed through the gazetteer."""
+    """Rows with a place name and no coordinates, placed through the gazetteer (each distinct
+    name looked up once)."""
     rows = []
     cache: dict[tuple[str, str | None], dict[str, Any] | None] = {}
-    for row_no, incident in pending:
+    for item in pending:
+        incident = item.incident
         key = (incident.location or "", incident.country_code)
         if key not in cache:
             cache[key] = await best_place(conn, name=key[0], country=key[1])
         place = cache[key]
         if place is None:
-            report.add_error(
-                RowProblem(
-                    row_no,
-                    None,
-                    [{"field": "location", "message": "unknown place", "value": incident.location}],
-                )
-            )
+            report.add_error(RowProblem(item.row, item.line, [unknown_place(key[0])]))
             continue
         place_at(incident, place)
-        rows.append(stage_tuple(row_no, incident))
+        rows.append(stage_tuple(item.row, item.line, incident))
     return rows
 
 
@@ -88,16 +84,13 @@ async def ingest(
             f"Cannot read the body as {detected}: {exc}", errors=[field_error("body", str(exc))]
         ) from exc
     report = BulkReport()
-    async with db.acquire() as conn:
-        countries = await Countries.load(conn)
+    async with db.read() as conn:
         async with conn.transaction():
             await ensure_stage(conn)
             done = False
             while not done:
                 try:
-                    rows, pending, done = await asyncio.to_thread(
-                        take, records, countries, report, BATCH
-                    )
+                    rows, pending, done = await asyncio.to_thread(take, records, report, BATCH)
                 except ReadError as exc:
                     where = f" (line {exc.line})" if exc.line else ""
                     raise BadRequest(

@@ -1,5 +1,11 @@
-"""Fills what a client left out of an incident: coordinates from a place name (gazetteer),
-country code from a name or alpha-2, country/admin-1 from the point (loaded boundaries)."""
+"""What is filled in when a client leaves it out: one rule for single writes and bulk loads.
+
+- A place name alone puts the incident at that gazetteer entry (`place_at`).
+- Country, country code and admin-1 follow `incident_place_fill` (SQL, migration 0008): a given
+  code must be a known alpha-2/alpha-3 and becomes alpha-3; a given name finds its code; what
+  is still missing comes from the loaded boundaries at the point, admin-1 only from a boundary
+  of the incident's own country. Bulk loads apply the same function to their staging table.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ from typing import Any
 
 import asyncpg
 
-from app.areas.service import locate
 from app.core.errors import Unprocessable, field_error
 from app.incidents.schemas import IncidentIn
-from app.places.service import best_place, find_country
+from app.places.service import best_place
+
+PLACE_FILL_SQL = "SELECT * FROM incident_place_fill($1, $2, $3, $4, $5)"
 
 
 def place_at(incident: IncidentIn, place: dict[str, Any]) -> None:
@@ -24,6 +31,14 @@ def place_at(incident: IncidentIn, place: dict[str, Any]) -> None:
         incident.country_code = place["country_code3"]
 
 
+def unknown_place(name: str) -> dict[str, Any]:
+    return field_error("location", "unknown place", name)
+
+
+def unknown_code(code: str) -> dict[str, Any]:
+    return field_error("country_code", f"unknown country code '{code}'", code)
+
+
 async def enrich(conn: asyncpg.Connection, incident: IncidentIn) -> IncidentIn:
     data = incident.model_copy()
     if data.latitude is None:
@@ -33,31 +48,17 @@ async def enrich(conn: asyncpg.Connection, incident: IncidentIn) -> IncidentIn:
             raise Unprocessable(
                 f"location: '{name}' is not in the gazetteer; give latitude/longitude or add "
                 "the place with POST /v1/places",
-                errors=[field_error("location", "unknown place", name)],
+                errors=[unknown_place(name)],
             )
         place_at(data, place)
-    if data.country_code is not None:
-        country = await find_country(conn, data.country_code)
-        if country is None:
-            raise Unprocessable(
-                f"country_code: unknown code '{data.country_code}'",
-                errors=[field_error("country_code", "unknown ISO 3166-1 code", data.country_code)],
-            )
-        data.country_code = country["iso_a3"]
-        data.country = data.country or country["name"]
-    elif data.country is not None:
-        country = await find_country(conn, data.country)
-        if country is not None:
-            data.country_code = country["iso_a3"]
-    if data.country is None or data.country_code is None or data.admin1 is None:
-        assert data.latitude is not None and data.longitude is not None
-        found = await locate(conn, latitude=data.latitude, longitude=data.longitude)
-        if data.country is None and data.country_code is None:
-            data.country = found.get("country")
-            data.country_code = found.get("country_code")
-        elif data.country_code is None and found.get("country") == data.country:
-            data.country_code = found.get("country_code")
-        same_country = found.get("admin1_country_code") in (None, data.country_code)
-        if data.admin1 is None and same_country:
-            data.admin1 = found.get("admin1")
+    row = await conn.fetchrow(
+        PLACE_FILL_SQL, data.country, data.country_code, data.admin1, data.longitude, data.latitude
+    )
+    if row["unknown_code"]:
+        raise Unprocessable(
+            f"country_code: unknown code '{data.country_code}'",
+            errors=[unknown_code(data.country_code)],
+        )
+    data.country, data.country_code = row["country"], row["country_code"]
+    data.admin1 = row["admin1"]
     return data

@@ -3,7 +3,7 @@
 The point is `geometry(Point, 4326)` with a GiST index. Radius queries in metres do not cast the
 column (that would defeat the index): they test the point against a degree envelope that is
 sure to contain the circle (`geom && envelope`, index-driven) and then check the exact
-spheroid distance on the few candidates. See `app/incidents/filters.py`.
+spheroid distance on the few candidates. See `app/search/query.py`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     ForeignKey,
     Identity,
     Integer,
     SmallInteger,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
 from app.core.models import Base
+from app.incidents.fields import FIELDS, IncidentField, Kind
 
 
 class XID8(UserDefinedType[int]):
@@ -43,60 +46,66 @@ class XID8(UserDefinedType[int]):
         return "xid8"
 
 
-class Incident(Base):
-    __tablename__ = "incidents"
-    __table_args__ = (
-        CheckConstraint("fatalities >= 0", name="fatalities_non_negative"),
-        CheckConstraint("time_precision IN (1, 2, 3)", name="time_precision_range"),
-        CheckConstraint(
-            "event_date_end IS NULL OR event_date_end >= event_date", name="end_after_start"
-        ),
-    )
+# Column types of the registry's SQL types.
+SQL_TYPES: dict[str, Any] = {
+    "text": Text,
+    "date": Date,
+    "smallint": SmallInteger,
+    "integer": Integer,
+    "bigint": BigInteger,
+    "boolean": Boolean,
+    "jsonb": JSONB,
+    "text[]": ARRAY(Text),
+    "bigint[]": ARRAY(BigInteger),
+    "timestamptz": DateTime(timezone=True),
+}
+_SERVER_DEFAULTS = {"created_at": func.now(), "updated_at": func.now(), "version": text("1")}
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
-    event_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
-    event_date_end: Mapped[dt.date | None] = mapped_column(Date)
-    time_precision: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="1")
-    disorder_type: Mapped[str | None] = mapped_column(Text)
-    event_type: Mapped[str] = mapped_column(Text, nullable=False)
-    sub_event_type: Mapped[str | None] = mapped_column(Text)
-    actor1: Mapped[str | None] = mapped_column(Text)
-    assoc_actor_1: Mapped[str | None] = mapped_column(Text)
-    actor2: Mapped[str | None] = mapped_column(Text)
-    assoc_actor_2: Mapped[str | None] = mapped_column(Text)
-    civilian_targeting: Mapped[bool] = mapped_column(
-        Boolean, nullable=False, server_default="false"
-    )
-    fatalities: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    fatalities_low: Mapped[int | None] = mapped_column(Integer)
-    fatalities_high: Mapped[int | None] = mapped_column(Integer)
-    country: Mapped[str | None] = mapped_column(Text)
-    country_code: Mapped[str | None] = mapped_column(Text)
-    admin1: Mapped[str | None] = mapped_column(Text)
-    admin2: Mapped[str | None] = mapped_column(Text)
-    admin3: Mapped[str | None] = mapped_column(Text)
-    location: Mapped[str | None] = mapped_column(Text)
-    geom: Mapped[Any] = mapped_column(
-        Geometry("POINT", srid=4326, spatial_index=False), nullable=False
-    )
-    geo_precision: Mapped[int | None] = mapped_column(SmallInteger)
-    source: Mapped[str | None] = mapped_column(Text)
-    source_scale: Mapped[str | None] = mapped_column(Text)
-    sources: Mapped[Any] = mapped_column(JSONB, nullable=False, server_default="[]")
-    notes: Mapped[str | None] = mapped_column(Text)
-    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
-    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    possible_duplicates: Mapped[list[int]] = mapped_column(
-        ARRAY(BigInteger), nullable=False, server_default="{}"
-    )
+
+def _server_default(field: IncidentField) -> Any:
+    if field.name in _SERVER_DEFAULTS:
+        return _SERVER_DEFAULTS[field.name]
+    if field.default is None:
+        return "{}" if field.kind is Kind.ids else None
+    if isinstance(field.default, list):
+        return "[]" if field.sql_type == "jsonb" else "{}"
+    return str(field.default).lower()
+
+
+def _registry_columns() -> list[Column[Any]]:
+    """The registry's stored fields (the id is the primary key, declared below)."""
+    return [
+        Column(
+            f.name,
+            SQL_TYPES[f.sql_type],
+            nullable=f.nullable,
+            unique=f.name == "external_id" or None,
+            server_default=_server_default(f),
+        )
+        for f in FIELDS
+        if f.column and f.name != "id"
+    ]
+
+
+incidents_table = Table(
+    "incidents",
+    Base.metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    *_registry_columns(),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("fatalities >= 0", name="fatalities_non_negative"),
+    CheckConstraint("time_precision IN (1, 2, 3)", name="time_precision_range"),
+    CheckConstraint(
+        "event_date_end IS NULL OR event_date_end >= event_date", name="end_after_start"
+    ),
+)
+
+
+class Incident(Base):
+    """An incident: the registry's columns (`app.incidents.fields`), its point and tombstone."""
+
+    __table__ = incidents_table
 
 
 class IncidentRevision(Base):

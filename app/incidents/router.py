@@ -1,24 +1,38 @@
-"""HTTP surface of single incidents. Parses and shapes HTTP only; SQL lives in the service."""
+"""HTTP surface of single incidents, their history and bulk upserts. Parses and shapes HTTP
+only; SQL lives in the services."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from app.auth.deps import Writer
-from app.core.deps import DbDep, SettingsDep
-from app.core.errors import problem_doc
+from app.core.deps import DbDep, ReadConn, WriteConn
+from app.core.errors import dumps, problem_doc
 from app.core.http import etag, if_none_match_hits, parse_if_match, require_json
-from app.core.pagination import decode_cursor, encode_cursor, page_response
-from app.incidents import service
+from app.core.ids import ID_PATTERN, parse_id
+from app.core.pagination import Page, cursor_param, page_response
+from app.incidents import bulk, service
 from app.incidents.enrich import enrich
-from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, RevisionPage
+from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, RevisionOut
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 JSON = "application/json"
-IncidentId = Annotated[str, Path(description="The incident's id, as returned on create")]
+REVISIONS = "rev"
+IncidentId = Annotated[
+    str,
+    Path(
+        description="The incident's id, as returned on create",
+        json_schema_extra={"pattern": ID_PATTERN},
+    ),
+]
+
+
+class RevisionPage(Page[RevisionOut]):
+    pass
 
 
 @router.post(
@@ -32,13 +46,10 @@ IncidentId = Annotated[str, Path(description="The incident's id, as returned on 
         409: problem_doc("external_id already used"),
     },
 )
-async def create_incident(incident: IncidentIn, db: DbDep, principal: Writer) -> Response:
-    async with db.read() as lookup:
-        incident = await enrich(lookup, incident)
-    async with db.write() as conn:
-        new_id, version, doc = await service.create_incident(
-            conn, incident=incident, changed_by=principal.name
-        )
+async def create_incident(incident: IncidentIn, conn: WriteConn, principal: Writer) -> Response:
+    new_id, version, doc = await service.create_incident(
+        conn, incident=await enrich(conn, incident), changed_by=principal.name
+    )
     return Response(
         content=doc,
         status_code=201,
@@ -55,10 +66,10 @@ async def create_incident(incident: IncidentIn, db: DbDep, principal: Writer) ->
 )
 async def get_incident(
     incident_id: IncidentId,
-    db: DbDep,
+    conn: ReadConn,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    version, doc = await service.get_incident(db, incident_id=service.parse_id(incident_id))
+    version, doc = await service.get_incident(conn, incident_id=parse_id(incident_id))
     if if_none_match_hits(if_none_match, version):
         return Response(status_code=304, headers={"ETag": etag(version)})
     return Response(content=doc, media_type=JSON, headers={"ETag": etag(version)})
@@ -77,27 +88,19 @@ async def get_incident(
 async def patch_incident(
     incident_id: IncidentId,
     patch: IncidentPatch,
-    db: DbDep,
+    conn: WriteConn,
     principal: Writer,
     if_match: Annotated[
         str | None, Header(description="ETag from a GET; 412 if the incident changed since")
     ] = None,
 ) -> Response:
-    versions = parse_if_match(if_match)
-
-    async def fill(merged: IncidentIn) -> IncidentIn:
-        async with db.read() as lookup:
-            return await enrich(lookup, merged)
-
-    async with db.write() as conn:
-        version, doc = await service.update_incident(
-            conn,
-            incident_id=service.parse_id(incident_id),
-            patch=patch,
-            enrich=fill,
-            if_match=versions,
-            changed_by=principal.name,
-        )
+    version, doc = await service.update_incident(
+        conn,
+        incident_id=parse_id(incident_id),
+        patch=patch,
+        if_match=parse_if_match(if_match),
+        changed_by=principal.name,
+    )
     return Response(content=doc, media_type=JSON, headers={"ETag": etag(version)})
 
 
@@ -109,18 +112,16 @@ async def patch_incident(
 )
 async def delete_incident(
     incident_id: IncidentId,
-    db: DbDep,
+    conn: WriteConn,
     principal: Writer,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    versions = parse_if_match(if_match)
-    async with db.write() as conn:
-        await service.delete_incident(
-            conn,
-            incident_id=service.parse_id(incident_id),
-            if_match=versions,
-            changed_by=principal.name,
-        )
+    await service.delete_incident(
+        conn,
+        incident_id=parse_id(incident_id),
+        if_match=parse_if_match(if_match),
+        changed_by=principal.name,
+    )
     return Response(status_code=204)
 
 
@@ -132,20 +133,81 @@ async def delete_incident(
 async def list_revisions(
     incident_id: IncidentId,
     request: Request,
-    db: DbDep,
-    settings: SettingsDep,
+    conn: ReadConn,
+    after: Annotated[dict[str, Any] | None, Depends(cursor_param(REVISIONS))],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
-    after = 0
-    if cursor:
-        after = int(decode_cursor(cursor, settings.cursor_secret, kind="rev").get("v", 0))
-    docs, next_version = await service.list_revisions(
-        db, incident_id=service.parse_id(incident_id), after_version=after, limit=limit
+    docs, following = await service.list_revisions(
+        conn,
+        incident_id=parse_id(incident_id),
+        after_version=int((after or {}).get("v", 0)),
+        limit=limit,
     )
-    next_cursor = (
-        encode_cursor({"k": "rev", "v": next_version}, settings.cursor_secret)
-        if next_version is not None
-        else None
-    )
-    return page_response(request, docs, next_cursor)
+    return page_response(request, docs, kind=REVISIONS, next_payload=following)
+
+
+class BulkRowError(BaseModel):
+    row: int
+    line: int | None = None
+    errors: list[dict[str, Any]]
+
+
+class BulkReportOut(BaseModel):
+    format: str
+    layout: str
+    atomic: bool
+    received: int
+    inserted: int
+    updated: int
+    unchanged: int
+    failed: int
+    errors: list[BulkRowError] = Field(description="Invalid rows (first 1000), by row and line")
+    possible_duplicates: list[dict[str, Any]]
+    duplicates_flagged: int
+
+
+@router.post(
+    "/bulk",
+    response_model=BulkReportOut,
+    summary="Bulk create/upsert (JSON array, NDJSON, GeoJSON, ACLED CSV, UCDP GED CSV)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/geo+json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def bulk_upsert(
+    request: Request,
+    db: DbDep,
+    principal: Writer,
+    atomic: Annotated[
+        bool, Query(description="Reject the whole batch if any row is invalid")
+    ] = False,
+    format: Annotated[
+        Literal["json", "ndjson", "geojson", "csv"] | None,
+        Query(description="Override the format detected from Content-Type and content"),
+    ] = None,
+) -> Response:
+    """Upserts on `external_id` (ACLED `event_id_cnty`, UCDP `id`): posting the same file twice
+    changes nothing and says so. Invalid rows are listed by row/line and field; with
+    `atomic=true` one bad row rejects the batch and nothing is stored. The body is streamed to
+    disk and parsed incrementally; its size limit is MAX_BULK_BODY_BYTES (413 beyond)."""
+    body = await bulk.spool(request)
+    try:
+        report = await bulk.ingest(
+            db,
+            body,
+            content_type=request.headers.get("content-type"),
+            fmt=format,
+            atomic=atomic,
+            changed_by=principal.name,
+        )
+    finally:
+        body.close()
+    return Response(dumps(report), media_type="application/json")

@@ -1,85 +1,71 @@
 """Incident storage: create, read, update, soft delete, history. All SQL for single incidents.
 
-Every write is one transaction that changes the row and appends its revision (who, when,
-which fields, the full new state); the revision table is the history, the audit trail and the
-source of the change feed.
+Every write is one statement that changes the row and appends its revision (who, when, which
+fields, the full new state), inside the request's transaction; the revision table is the
+history, the audit trail and the source of the change feed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db import Database
 from app.core.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, validation_errors
+from app.incidents.enrich import enrich
+from app.incidents.fields import ACTOR_FIELDS, BY_NAME, WRITABLE_COLUMNS, Kind
 from app.incidents.schemas import IncidentIn, IncidentPatch
-from app.incidents.sql import (
-    COMPARED_FIELDS,
-    DUPLICATE_CANDIDATES_SQL,
-    INCIDENT_JSON,
-    WRITABLE_COLUMNS,
-)
+from app.incidents.sql import COMPARED_FIELDS, DUPLICATE_CANDIDATES_SQL, INCIDENT_JSON
 
-MAX_ID = 2**63 - 1
-
-_VALUE_EXPR = {"sources": "CAST(:sources AS jsonb)"}
-_POINT = "ST_SetSRID(ST_MakePoint(:longitude, :latitude), 4326)"
+# Values of the writable columns are $1..$N in WRITABLE_COLUMNS order; then the point.
+_N = len(WRITABLE_COLUMNS)
+_VALUES = [
+    f"${n}::jsonb" if BY_NAME[c].kind is Kind.sources else f"${n}"
+    for n, c in enumerate(WRITABLE_COLUMNS, start=1)
+]
+_POINT = f"ST_SetSRID(ST_MakePoint(${_N + 1}, ${_N + 2}), 4326)"
+# ... then $N+3 op, $N+4 changed_by, $N+5 changed_fields, $N+6 the extra value of each write.
+_OP, _BY, _FIELDS, _EXTRA = (f"${_N + k}" for k in (3, 4, 5, 6))
 
 _REVISION_CTE = (
-    "rev AS (INSERT INTO incident_revisions "
+    "rev AS (INSERT INTO incident_revisions "  # noqa: S608 (constant SQL pieces, values are bound)
     "(incident_id, version, op, changed_by, changed_fields, data) "
-    "SELECT i.id, i.version, :op, :changed_by, :changed_fields, (" + INCIDENT_JSON + ")::jsonb "
+    f"SELECT i.id, i.version, {_OP}, {_BY}, {_FIELDS}::text[], ({INCIDENT_JSON})::jsonb "
     "FROM w i) "
 )
+_RESULT = f"SELECT i.id, i.version, ({INCIDENT_JSON})::text AS doc FROM w i"  # noqa: S608
 
 INSERT_SQL = (
-    "WITH w AS (INSERT INTO incidents ("  # noqa: S608 (constant SQL pieces, values are bound)
-    + ", ".join(WRITABLE_COLUMNS)
-    + ", geom, possible_duplicates) VALUES ("
-    + ", ".join(_VALUE_EXPR.get(c, ":" + c) for c in WRITABLE_COLUMNS)
-    + ", "
-    + _POINT
-    + ", :possible_duplicates) RETURNING *), "
-    + _REVISION_CTE
-    + "SELECT i.id, i.version, ("
-    + INCIDENT_JSON
-    + ")::text AS doc FROM w i"
+    f"WITH w AS (INSERT INTO incidents ({', '.join(WRITABLE_COLUMNS)}, geom, "  # noqa: S608
+    f"possible_duplicates) VALUES ({', '.join(_VALUES)}, {_POINT}, {_EXTRA}::bigint[]) "
+    "RETURNING *), " + _REVISION_CTE + _RESULT
 )
 
 UPDATE_SQL = (
     "WITH w AS (UPDATE incidents SET "  # noqa: S608 (constant SQL pieces, values are bound)
-    + ", ".join(f"{c} = {_VALUE_EXPR.get(c, ':' + c)}" for c in WRITABLE_COLUMNS)
-    + ", geom = "
-    + _POINT
-    + ", version = version + 1, updated_at = now() "
-    "WHERE id = :id RETURNING *), "
-    + _REVISION_CTE
-    + "SELECT i.id, i.version, ("
-    + INCIDENT_JSON
-    + ")::text AS doc FROM w i"
+    + ", ".join(f"{c} = {v}" for c, v in zip(WRITABLE_COLUMNS, _VALUES, strict=True))
+    + f", geom = {_POINT}, version = version + 1, updated_at = now() "
+    f"WHERE id = {_EXTRA}::bigint RETURNING *), " + _REVISION_CTE + _RESULT
 )
 
 DELETE_SQL = (
-    "WITH w AS (UPDATE incidents SET deleted_at = now(), version = version + 1, "  # noqa: S608 (constant SQL pieces, values are bound)
-    "updated_at = now() WHERE id = :id RETURNING *), "
-    + _REVISION_CTE
-    + "SELECT i.id, i.version FROM w i"
+    "WITH w AS (UPDATE incidents SET deleted_at = now(), version = version + 1, "  # noqa: S608
+    "updated_at = now() WHERE id = $1 RETURNING *), "
+    "rev AS (INSERT INTO incident_revisions "
+    "(incident_id, version, op, changed_by, changed_fields, data) "
+    f"SELECT i.id, i.version, 'delete', $2, '{{}}', ({INCIDENT_JSON})::jsonb FROM w i) "
+    "SELECT i.id, i.version FROM w i"
 )
 
 LOCK_SQL = (
-    "SELECT i.version, (" + INCIDENT_JSON + ")::text AS doc FROM incidents i "  # noqa: S608 (constant SQL pieces, values are bound)
-    "WHERE i.id = :id AND i.deleted_at IS NULL FOR UPDATE"
+    f"SELECT i.version, ({INCIDENT_JSON})::text AS doc FROM incidents i "  # noqa: S608
+    "WHERE i.id = $1 AND i.deleted_at IS NULL FOR UPDATE"
 )
 
 GET_SQL = (
-    "SELECT i.version, (" + INCIDENT_JSON + ")::text AS doc FROM incidents i "  # noqa: S608 (constant SQL pieces, values are bound)
+    f"SELECT i.version, ({INCIDENT_JSON})::text AS doc FROM incidents i "  # noqa: S608
     "WHERE i.id = $1 AND i.deleted_at IS NULL"
 )
 
@@ -94,59 +80,52 @@ LIMIT $3
 """
 
 
-def parse_id(raw: str, *, what: str = "incident") -> int:
-    """The internal key of an id; an id that cannot exist is simply not found."""
-    if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
-        raise NotFound(f"No {what} with id '{raw[:64]}'.")
-    return int(raw)
+def _values(model: IncidentIn) -> list[Any]:
+    """The writable columns' values in WRITABLE_COLUMNS order, then longitude, latitude."""
+    data = model.model_dump()
+    values: list[Any] = []
+    for column in WRITABLE_COLUMNS:
+        value = data[column]
+        if BY_NAME[column].kind is Kind.sources:
+            value = orjson.dumps(model.model_dump(mode="json")[column]).decode()
+        values.append(value)
+    return [*values, model.longitude, model.latitude]
 
 
-def _params(model: IncidentIn) -> dict[str, Any]:
-    data = model.model_dump(mode="json")
-    params = {c: data[c] for c in WRITABLE_COLUMNS}
-    params["sources"] = orjson.dumps(data["sources"]).decode()
-    # Dates travel as date objects (asyncpg is typed).
-    params["event_date"] = model.event_date
-    params["event_date_end"] = model.event_date_end
-    params["latitude"] = model.latitude
-    params["longitude"] = model.longitude
-    return params
-
-
-def _duplicate(exc: IntegrityError, external_id: str | None) -> Conflict | None:
-    orig = getattr(exc.orig, "__cause__", None) or exc.orig
-    if isinstance(orig, asyncpg.UniqueViolationError) or "unique" in str(exc.orig).lower():
-        return Conflict(
-            f"An incident with external_id '{external_id}' already exists.",
-            errors=[{"field": "external_id", "message": "already exists", "value": external_id}],
-        )
-    return None
+def _duplicate(external_id: str | None) -> Conflict:
+    return Conflict(
+        f"An incident with external_id '{external_id}' already exists.",
+        errors=[{"field": "external_id", "message": "already exists", "value": external_id}],
+    )
 
 
 async def create_incident(
-    conn: AsyncConnection, *, incident: IncidentIn, changed_by: str | None
+    conn: asyncpg.Connection, *, incident: IncidentIn, changed_by: str | None
 ) -> tuple[int, int, str]:
-    """Insert one incident and its first revision. Returns (id, version, json)."""
-    params = _params(incident)
-    duplicates = (await conn.execute(text(DUPLICATE_CANDIDATES_SQL), params)).scalar_one()
-    params.update(
-        op="create", changed_by=changed_by, changed_fields=[], possible_duplicates=duplicates
+    """Insert one incident (as given: see `enrich` for what is filled in) and its first
+    revision. Returns (id, version, json)."""
+    duplicates = await conn.fetchval(
+        DUPLICATE_CANDIDATES_SQL,
+        incident.longitude,
+        incident.latitude,
+        incident.event_type,
+        incident.event_date,
+        incident.external_id,
+        *(getattr(incident, name) for name in ACTOR_FIELDS),
     )
     try:
-        async with conn.begin_nested():
-            row = (await conn.execute(text(INSERT_SQL), params)).one()
-    except IntegrityError as exc:
-        conflict = _duplicate(exc, incident.external_id)
-        if conflict is not None:
-            raise conflict from exc
-        raise
-    return int(row.id), int(row.version), str(row.doc)
+        async with conn.transaction():  # a savepoint: the request's transaction survives
+            row = await conn.fetchrow(
+                INSERT_SQL, *_values(incident), "create", changed_by, [], duplicates
+            )
+    except asyncpg.UniqueViolationError as exc:
+        raise _duplicate(incident.external_id) from exc
+    return int(row["id"]), int(row["version"]), str(row["doc"])
 
 
-async def get_incident(db: Database, *, incident_id: int) -> tuple[int, str]:
+async def get_incident(conn: asyncpg.Connection, *, incident_id: int) -> tuple[int, str]:
     """(version, json) of a live incident, or 404."""
-    async with db.read() as conn:
-        row = await conn.fetchrow(GET_SQL, incident_id)
+    row = await conn.fetchrow(GET_SQL, incident_id)
     if row is None:
         raise NotFound(f"No incident with id '{incident_id}'.")
     return int(row["version"]), str(row["doc"])
@@ -161,11 +140,11 @@ def _check_precondition(incident_id: int, version: int, if_match: set[int] | Non
         )
 
 
-async def _lock(conn: AsyncConnection, incident_id: int) -> tuple[int, dict[str, Any]]:
-    row = (await conn.execute(text(LOCK_SQL), {"id": incident_id})).one_or_none()
+async def _lock(conn: asyncpg.Connection, incident_id: int) -> tuple[int, dict[str, Any]]:
+    row = await conn.fetchrow(LOCK_SQL, incident_id)
     if row is None:
         raise NotFound(f"No incident with id '{incident_id}'.")
-    return int(row.version), orjson.loads(row.doc)
+    return int(row["version"]), orjson.loads(row["doc"])
 
 
 def _as_input(doc: dict[str, Any]) -> dict[str, Any]:
@@ -198,68 +177,57 @@ def changed_fields(before: IncidentIn | dict[str, Any], after: IncidentIn) -> li
 
 
 async def update_incident(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     *,
     incident_id: int,
     patch: IncidentPatch,
     if_match: set[int] | None,
     changed_by: str | None,
-    enrich: Callable[[IncidentIn], Awaitable[IncidentIn]] | None = None,
 ) -> tuple[int, str]:
-    """Returns (version, json). A patch that changes nothing keeps the version."""
+    """Returns (version, json). A patch that changes nothing keeps the version. The merged
+    incident is enriched as a new one is, on the same connection that holds the row lock."""
     version, current = await _lock(conn, incident_id)
     _check_precondition(incident_id, version, if_match)
-    after = merge_patch(current, patch)
+    after = await enrich(conn, merge_patch(current, patch))
     before: IncidentIn | dict[str, Any]
     try:
         before = IncidentIn.model_validate(_as_input(current))
     except ValidationError:
         # Stored under older or looser rules (a direct load): compare the stored values.
         before = _as_input(current)
-    if enrich is not None:
-        after = await enrich(after)
     fields = changed_fields(before, after)
     if not fields:
         return version, orjson.dumps(current).decode()
-    params = _params(after)
-    params.update(id=incident_id, op="update", changed_by=changed_by, changed_fields=fields)
     try:
-        async with conn.begin_nested():
-            row = (await conn.execute(text(UPDATE_SQL), params)).one()
-    except IntegrityError as exc:
-        conflict = _duplicate(exc, after.external_id)
-        if conflict is not None:
-            raise conflict from exc
-        raise
-    return int(row.version), str(row.doc)
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                UPDATE_SQL, *_values(after), "update", changed_by, fields, incident_id
+            )
+    except asyncpg.UniqueViolationError as exc:
+        raise _duplicate(after.external_id) from exc
+    return int(row["version"]), str(row["doc"])
 
 
 async def delete_incident(
-    conn: AsyncConnection, *, incident_id: int, if_match: set[int] | None, changed_by: str | None
+    conn: asyncpg.Connection, *, incident_id: int, if_match: set[int] | None, changed_by: str | None
 ) -> int:
     """Soft delete: hidden from queries, kept in history. Returns the tombstone's version."""
     version, _ = await _lock(conn, incident_id)
     _check_precondition(incident_id, version, if_match)
-    row = (
-        await conn.execute(
-            text(DELETE_SQL),
-            {"id": incident_id, "op": "delete", "changed_by": changed_by, "changed_fields": []},
-        )
-    ).one()
-    return int(row.version)
+    row = await conn.fetchrow(DELETE_SQL, incident_id, changed_by)
+    return int(row["version"])
 
 
 async def list_revisions(
-    db: Database, *, incident_id: int, after_version: int, limit: int
-) -> tuple[list[str], int | None]:
+    conn: asyncpg.Connection, *, incident_id: int, after_version: int, limit: int
+) -> tuple[list[str], dict[str, Any] | None]:
     """Revision JSON documents after `after_version`, oldest first; and the next cursor's
-    version, if there are more."""
-    async with db.read() as conn:
-        exists = await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", incident_id)
-        if exists is None:
-            raise NotFound(f"No incident with id '{incident_id}'.")
-        rows = await conn.fetch(REVISIONS_SQL, incident_id, after_version, limit + 1)
+    payload, if there are more."""
+    exists = await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", incident_id)
+    if exists is None:
+        raise NotFound(f"No incident with id '{incident_id}'.")
+    rows = await conn.fetch(REVISIONS_SQL, incident_id, after_version, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    next_version = int(rows[-1]["version"]) if more and rows else None
-    return [str(r["doc"]) for r in rows], next_version
+    following = {"v": int(rows[-1]["version"])} if more and rows else None
+    return [str(r["doc"]) for r in rows], following

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.auth.deps import Writer
-from app.core.deps import DbDep
+from app.core.deps import ReadConn, WriteConn
 from app.core.errors import problem_doc
 from app.core.http import require_json
+from app.core.ids import ID_PATTERN, parse_id
+from app.core.pagination import fragments, json_body
 from app.places import service
 from app.places.schemas import PlaceIn, PlaceOut, PlacePage
 
@@ -19,7 +21,7 @@ JSON = "application/json"
 
 @router.get("", response_model=PlacePage, summary="Search the gazetteer")
 async def search_places(
-    db: DbDep,
+    conn: ReadConn,
     q: Annotated[
         str,
         Query(
@@ -36,17 +38,16 @@ async def search_places(
 ) -> Response:
     """Fuzzy (trigram), accent-insensitive search over names and alternate names, ranked by
     exact match, similarity, then population."""
-    async with db.read() as conn:
-        docs = await service.search_places(conn, q=q, country=country, limit=limit)
-    return Response('{"items":[' + ",".join(docs) + '],"next_cursor":null}', media_type=JSON)
+    docs = await service.search_places(conn, q=q, country=country, limit=limit)
+    return Response(json_body({"items": fragments(docs), "next_cursor": None}), media_type=JSON)
 
 
 @router.get("/{place_id}", response_model=PlaceOut, summary="One place")
-async def get_place(db: DbDep, place_id: Annotated[str, Path(max_length=30)]) -> Response:
-    from app.incidents.service import parse_id
-
-    async with db.read() as conn:
-        doc = await service.get_place(conn, parse_id(place_id, what="place"))
+async def get_place(
+    conn: ReadConn,
+    place_id: Annotated[str, Path(max_length=30, json_schema_extra={"pattern": ID_PATTERN})],
+) -> Response:
+    doc = await service.get_place(conn, parse_id(place_id, what="place"))
     return Response(doc, media_type=JSON)
 
 
@@ -58,12 +59,9 @@ async def get_place(db: DbDep, place_id: Annotated[str, Path(max_length=30)]) ->
     summary="Add a place to the gazetteer",
     responses={201: {"description": "Created"}, 409: problem_doc("Conflict")},
 )
-async def create_place(place: PlaceIn, db: DbDep, principal: Writer) -> Response:
-    async with db.acquire() as conn:
-        place_id = await service.create_place(
-            conn, data=place.model_dump(), created_by=principal.name
-        )
-        doc = await service.get_place(conn, place_id)
+async def create_place(place: PlaceIn, conn: WriteConn, principal: Writer) -> Response:
+    place_id = await service.create_place(conn, data=place.model_dump(), created_by=principal.name)
+    doc = await service.get_place(conn, place_id)
     return Response(
         doc, status_code=201, media_type=JSON, headers={"Location": f"/v1/places/{place_id}"}
     )

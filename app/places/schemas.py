@@ -4,6 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.pagination import Page
+
 
 class PlaceIn(BaseModel):
     """A place to add to the gazetteer (e.g. a village GeoNames' packaged extract lacks)."""
@@ -59,6 +61,5 @@ class PlaceOut(BaseModel):
     exact: bool = Field(description="The query equals one of the names (accents and case aside)")
 
 
-class PlacePage(BaseModel):
-    items: list[PlaceOut]
-    next_cursor: str | None = None
+class PlacePage(Page[PlaceOut]):
+    """The best matches (one page: no cursor)."""

@@ -50,13 +50,8 @@ SEARCH_SQL = _SEARCH_HEAD + PLACE_JSON + _SEARCH_TAIL
 # scan. Exact names rank first anyway, so when one exists it is the best match.
 EXACT_SQL = SEARCH_SQL.replace("WHERE pn.name_norm % q.n", "WHERE pn.name_norm = q.n")
 
-COUNTRY_SQL = """
-SELECT iso_a2, iso_a3, name FROM countries
-WHERE iso_a2 = upper($1) OR iso_a3 = upper($1) OR app_norm(name) = app_norm($1)
-   OR app_norm($1) = ANY (SELECT app_norm(a) FROM unnest(alt_names) a)
-ORDER BY (iso_a2 = upper($1) OR iso_a3 = upper($1)) DESC
-LIMIT 1
-"""
+# One definition of "which country": alpha-2, alpha-3, name or alternate name (migration 0008).
+COUNTRY_SQL = "SELECT iso_a2, iso_a3, name FROM country_lookup($1)"
 
 
 async def find_country(conn: asyncpg.Connection, value: str) -> dict[str, str] | None:
@@ -140,20 +135,19 @@ GET_PLACE_SQL = (
 
 
 async def create_place(conn: asyncpg.Connection, *, data: dict[str, Any], created_by: str) -> int:
-    async with conn.transaction():
-        place_id = await conn.fetchval(
-            INSERT_PLACE_SQL,
-            data["name"],
-            data.get("alternate_names") or [],
-            data.get("feature_code"),
-            data["latitude"],
-            data.get("country_code"),
-            data.get("admin1"),
-            data.get("admin2"),
-            data.get("population") or 0,
-            data["longitude"],
-            created_by,
-        )
+    place_id = await conn.fetchval(
+        INSERT_PLACE_SQL,
+        data["name"],
+        data.get("alternate_names") or [],
+        data.get("feature_code"),
+        data["latitude"],
+        data.get("country_code"),
+        data.get("admin1"),
+        data.get("admin2"),
+        data.get("population") or 0,
+        data["longitude"],
+        created_by,
+    )
     return int(place_id)
 
 

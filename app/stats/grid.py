@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
 from app.core.errors import Unprocessable, field_error
-from app.incidents.filters import SearchFilter
-from app.incidents.geo import Envelope
-from app.incidents.query import Params, build_where
-from app.stats.rollups import beyond_rollups, split_months
+from app.core.geo import Envelope
+from app.search.filters import SearchFilter
+from app.search.query import Params, build_where
+from app.search.rollups import GRID, split_months
 
 ROLLUP_EDGES_KM = (10.0, 25.0, 50.0, 100.0)
 MAX_CELLS = 500_000
-EARTH_RADIUS_M = 6_371_007.181  # EPSG:6933's sphere
-COS_30 = math.cos(math.radians(30))  # its standard parallel
-WORLD_AREA_M2 = 34_632_000 * 14_675_000  # EPSG:6933 extent (±180°, ±86°)
 
 # The hexagon of each matching incident. OFFSET 0 keeps each level a subquery: the hexagon
 # functions then see plain columns (and are inlined), and the projection and the hexagon are
@@ -67,9 +63,11 @@ FROM (SELECT DISTINCT g.q, g.r FROM incident_grid_cells g, rect
       WHERE {months} AND NOT {inside} AND {touches}) k
 """
 
+# `counted` stops one hexagon past the limit: a grid with more non-empty hexagons than that is
+# refused (`fits` false) before any polygon is built.
 FEATURES_SQL = """
-WITH {rect}counted AS (
-    {counted}
+WITH {rect}counted AS MATERIALIZED (
+    SELECT * FROM ({counted}) c LIMIT {max_cells} + 1
 ), shaped AS (
     SELECT cq, cr, incidents, fatalities,
            ST_Transform(ST_MakePolygon(ST_MakeLine(ARRAY(
@@ -77,19 +75,17 @@ WITH {rect}counted AS (
                    {size} * (1.5 * cq + cos(radians(60 * k))),
                    {size} * (sqrt(3) * (cr + cq / 2.0) + sin(radians(60 * k)))), 6933)
                FROM generate_series(0, 6) k ORDER BY k))), 4326) AS hex
-    FROM counted
+    FROM counted WHERE (SELECT count(*) FROM counted) <= {max_cells}
 )
-SELECT json_build_object(
-    'type', 'FeatureCollection',
-    'features', coalesce(json_agg(json_build_object(
+SELECT (SELECT count(*) FROM counted) <= {max_cells} AS fits,
+    coalesce(json_agg(json_build_object(
         'type', 'Feature',
         'id', cq || ':' || cr,
         'geometry', ST_AsGeoJSON(hex, 5)::json,
         'properties', json_build_object('incidents', incidents, 'fatalities', fatalities,
                                         'q', cq, 'r', cr)
-    ) ORDER BY incidents DESC, cq, cr), '[]'),
-    'numberReturned', count(*)
-)::text
+    ) ORDER BY incidents DESC, cq, cr), '[]')::text AS features,
+    count(*) AS cells
 FROM shaped
 """
 
@@ -98,32 +94,20 @@ def hexagon_area_m2(edge_m: float) -> float:
     return 3 * math.sqrt(3) / 2 * edge_m**2
 
 
-def extent_area_m2(f: SearchFilter) -> float:
-    """An upper bound of the area the search can cover, for the cell-count guard."""
-    if f.near is not None and f.radius_m is not None:
-        return math.pi * f.radius_m**2
-    boxes = list(f.envelopes)
-    if boxes:
-        total = 0.0
-        for e in boxes:
-            width = math.radians(e.max_lon - e.min_lon) * EARTH_RADIUS_M
-            height = abs(math.sin(math.radians(e.max_lat)) - math.sin(math.radians(e.min_lat)))
-            total += width * height * EARTH_RADIUS_M
-        return total
-    return float(WORLD_AREA_M2)
-
-
-async def grid(conn: asyncpg.Connection, f: SearchFilter, cell_km: float) -> str:
-    edge_m = cell_km * 1000
-    cells = extent_area_m2(f) / hexagon_area_m2(edge_m)
-    if cells > MAX_CELLS:
+async def grid(conn: asyncpg.Connection, f: SearchFilter, cell_km: float) -> tuple[str, int]:
+    """The grid's features (a JSON array as text) and how many. The work is bounded by the
+    hexagons that hold matching incidents (and by the bbox, radius or area when given), not
+    by the area they could cover: `admin1=Diyala` with 10 km cells is a few hundred hexagons,
+    whatever the world's size. More than MAX_CELLS non-empty hexagons is a 422."""
+    sql, values = grid_query(f, cell_km * 1000)
+    row = await conn.fetchrow(sql, *values)
+    if not row["fits"]:
         raise Unprocessable(
-            f"cell_km: {cell_km} km hexagons would make about {cells:,.0f} cells over this "
-            f"area (max {MAX_CELLS:,}); use larger cells or a smaller bbox/radius",
-            errors=[field_error("cell_km", "too many cells for this area", cell_km)],
+            f"cell_km: {cell_km} km hexagons hold the matching incidents in more than "
+            f"{MAX_CELLS:,} cells; use larger cells or narrow the filters",
+            errors=[field_error("cell_km", "too many cells for these filters", cell_km)],
         )
-    sql, values = grid_query(f, edge_m)
-    return str(await conn.fetchval(sql, *values))
+    return str(row["features"]), int(row["cells"])
 
 
 def grid_query(f: SearchFilter, edge_m: float, rollup: bool = True) -> tuple[str, list[Any]]:
@@ -132,25 +116,26 @@ def grid_query(f: SearchFilter, edge_m: float, rollup: bool = True) -> tuple[str
     size = p.add(edge_m)
     counted = _rollup_counted(f, edge_m, size, p) if rollup else None
     if counted is not None:
-        return FEATURES_SQL.format(rect=counted[0], counted=counted[1], size=size), p.values
+        return _features(counted[0], counted[1], size), p.values
     cells = POINT_CELLS_SQL.format(size=size, where=build_where(f, p).sql)
     counted_sql = (
         f"SELECT cq, cr, count(*) AS incidents, sum(fatalities) AS fatalities FROM ({cells}) c "
         "GROUP BY 1, 2"
     )
-    return FEATURES_SQL.format(rect="", counted=counted_sql, size=size), p.values
+    return _features("", counted_sql, size), p.values
+
+
+def _features(rect: str, counted: str, size: str) -> str:
+    return FEATURES_SQL.format(rect=rect, counted=counted, size=size, max_cells=MAX_CELLS)
 
 
 def rollup_applies(f: SearchFilter, edge_m: float) -> bool:
-    """The grid rollup has no attribute columns: only a bbox and dates narrow it."""
-    raw = f.raw
+    """The grid rollup carries dates and one bbox, for its own hexagon sizes."""
     return (
         edge_m / 1000 in ROLLUP_EDGES_KM
+        and GRID.serves(f)
         and len(f.envelopes) <= 1
         and all(_away_from_the_edges(e) for e in f.envelopes)
-        and not beyond_rollups(f)
-        and not (raw.event_types or raw.sub_event_types or raw.disorder_types)
-        and not (raw.countries or raw.admin1 or raw.admin2)
     )
 
 
@@ -207,9 +192,7 @@ def _rollup_counted(f: SearchFilter, edge_m: float, size: str, p: Params) -> tup
         )
         # Hexagons the bbox's edge cuts: the rollup says which have incidents in these months;
         # each one's incidents inside the bbox are read through the index by its envelope.
-        whole_months = replace(
-            f, raw=replace(f.raw, start=lo, end=None if hi is None else hi - dt.timedelta(days=1))
-        )
+        whole_months = f.between(lo, None if hi is None else hi - dt.timedelta(days=1))
         cells = POINT_CELLS_SQL.format(
             size=size,
             where=f"i.geom && cut.envelope AND {build_where(whole_months, p).sql}",
@@ -228,8 +211,9 @@ def _rollup_counted(f: SearchFilter, edge_m: float, size: str, p: Params) -> tup
             f"CROSS JOIN LATERAL ({cells}) c WHERE c.cq = cut.q AND c.cr = cut.r"
         )
     for edge_start, edge_end in edges:
-        edge = replace(f, raw=replace(f.raw, start=edge_start, end=edge_end))
-        cells = POINT_CELLS_SQL.format(size=size, where=build_where(edge, p).sql)
+        cells = POINT_CELLS_SQL.format(
+            size=size, where=build_where(f.between(edge_start, edge_end), p).sql
+        )
         parts.append(f"SELECT cq, cr, 1 AS incidents, fatalities FROM ({cells}) c")
     counted = (
         "SELECT cq, cr, sum(incidents) AS incidents, sum(fatalities) AS fatalities "

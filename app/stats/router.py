@@ -7,23 +7,21 @@ import io
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
 
-from app.core.deps import DbDep
+from app.core.deps import ReadConn
 from app.core.http import GeoJSONResponse
-from app.incidents.filters import RawFilter, Sort, filter_query
-from app.incidents.search import resolve_filter
+from app.core.pagination import Page, json_body
+from app.search.resolve import ResolvedFilter
 from app.stats import grid, service
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
 
-class StatsPage(BaseModel):
-    items: list[dict[str, Any]] = Field(
-        description="One row per group: the dimensions, `incidents` and `fatalities`"
-    )
-    next_cursor: None = None
+class StatsPage(Page[dict[str, Any]]):
+    """One row per group: the dimensions, `incidents` and `fatalities` (one page: no cursor)."""
+
     meta: dict[str, Any]
 
 
@@ -41,8 +39,8 @@ class GridCollection(BaseModel):
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def get_stats(
-    db: DbDep,
-    raw: Annotated[RawFilter, Depends(filter_query)],
+    conn: ReadConn,
+    f: ResolvedFilter,
     group_by: Annotated[
         str,
         Query(
@@ -57,9 +55,7 @@ async def get_stats(
     and last dates); other groups are sorted by incidents, most first. `actor` counts an
     incident once for each distinct actor."""
     dims = service.parse_group_by(group_by)
-    async with db.read() as conn:
-        f = await resolve_filter(conn, raw, sort=Sort.newest)
-        items = await service.stats(conn, f, dims)
+    items = await service.stats(conn, f, dims)
     if format == "csv":
         rows = orjson.loads(items)
         buffer = io.StringIO()
@@ -74,7 +70,7 @@ async def get_stats(
         "filters": f.meta(),
         "resolved_place": f.near.place if f.near is not None else None,
     }
-    body = '{"items":' + items + ',"next_cursor":null,"meta":' + orjson.dumps(meta).decode() + "}"
+    body = json_body({"items": orjson.Fragment(items), "next_cursor": None, "meta": meta})
     return Response(body, media_type="application/json")
 
 
@@ -85,8 +81,8 @@ async def get_stats(
     summary="Equal-area hexagon grid with counts, as GeoJSON",
 )
 async def get_grid(
-    db: DbDep,
-    raw: Annotated[RawFilter, Depends(filter_query)],
+    conn: ReadConn,
+    f: ResolvedFilter,
     cell_km: Annotated[
         float,
         Query(
@@ -97,14 +93,19 @@ async def get_grid(
         ),
     ] = 25,
 ) -> Response:
-    async with db.read() as conn:
-        f = await resolve_filter(conn, raw, sort=Sort.newest)
-        collection = await grid.grid(conn, f, cell_km)
+    features, count = await grid.grid(conn, f, cell_km)
     meta = {
         "cell_km": cell_km,
         "cell_area_km2": round(grid.hexagon_area_m2(cell_km * 1000) / 1e6, 3),
         "projection": "EPSG:6933",
         "filters": f.meta(),
     }
-    body = collection[:-1] + ',"meta":' + orjson.dumps(meta).decode() + "}"
+    body = json_body(
+        {
+            "type": "FeatureCollection",
+            "features": orjson.Fragment(features),
+            "numberReturned": count,
+            "meta": meta,
+        }
+    )
     return Response(body, media_type="application/geo+json")

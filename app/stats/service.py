@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 
 import asyncpg
 
 from app.core.errors import Unprocessable, field_error
-from app.incidents.filters import SearchFilter
-from app.incidents.query import Params, attribute_clauses, build_where
-from app.stats.rollups import beyond_rollups, split_months
+from app.search.filters import SearchFilter
+from app.search.query import Params, attribute_clauses, build_where
+from app.search.rollups import MONTHLY, split_months
 
 TIME_DIMS = {"day": "day", "week": "week", "month": "month", "year": "year"}
 COLUMN_DIMS = {
@@ -166,7 +165,7 @@ ROLLUP_DIMS = {
 
 
 def rollup_applies(f: SearchFilter, dims: list[str]) -> bool:
-    return set(dims) <= ROLLUP_DIMS and not f.envelopes and not beyond_rollups(f)
+    return set(dims) <= ROLLUP_DIMS and MONTHLY.serves(f)
 
 
 def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
@@ -200,8 +199,7 @@ def _rollup_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str | None:
         + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
     ]
     for edge_start, edge_end in edges:
-        edge = replace(f, raw=replace(f.raw, start=edge_start, end=edge_end))
-        parts.append(_base_agg_sql(edge, dims, p))
+        parts.append(_base_agg_sql(f.between(edge_start, edge_end), dims, p))
     cols = ", ".join(dims)
     return (
         f"SELECT {cols}, sum(incidents) AS incidents, sum(fatalities) AS fatalities "

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
-from app.core.deps import DbDep
+from app.core.deps import ReadConn
 from app.core.errors import Unprocessable, field_error
-from app.incidents.filters import RawFilter, Sort, filter_query
-from app.incidents.search import resolve_filter
+from app.search.resolve import ResolvedFilter
 from app.tiles import service
 
 router = APIRouter(tags=["tiles"])
@@ -29,8 +28,8 @@ CACHE = "public, max-age=60, stale-while-revalidate=300"
 )
 async def get_tile(
     request: Request,
-    db: DbDep,
-    raw: Annotated[RawFilter, Depends(filter_query)],
+    conn: ReadConn,
+    f: ResolvedFilter,
     z: Annotated[int, Path(ge=0, le=22)],
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
@@ -44,18 +43,16 @@ async def get_tile(
             f"x and y must be below 2^z = {2**z}",
             errors=[field_error("x" if x >= 2**z else "y", "outside the zoom")],
         )
-    async with db.read() as conn:
-        version = await service.data_version(conn)
-        tag = (
-            '"'
-            + hashlib.sha256(f"{version}|{z}/{x}/{y}|{request.url.query}".encode()).hexdigest()[:32]
-            + '"'
-        )
-        headers = {"ETag": tag, "Cache-Control": CACHE}
-        if if_none_match is not None and tag in {t.strip() for t in if_none_match.split(",")}:
-            return Response(status_code=304, headers=headers)
-        f = await resolve_filter(conn, raw, sort=Sort.newest)
-        data = await service.tile(conn, f, z, x, y)
+    version = await service.data_version(conn)
+    tag = (
+        '"'
+        + hashlib.sha256(f"{version}|{z}/{x}/{y}|{request.url.query}".encode()).hexdigest()[:32]
+        + '"'
+    )
+    headers = {"ETag": tag, "Cache-Control": CACHE}
+    if if_none_match is not None and tag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    data = await service.tile(conn, f, z, x, y)
     return Response(data, media_type=MVT, headers=headers)
 
 

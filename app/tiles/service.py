@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from app.incidents.filters import RawFilter, SearchFilter
-from app.incidents.query import Params, build_where
+from app.search.filters import SearchFilter
+from app.search.query import Params, build_where
+from app.search.rollups import TILE_CELLS
 
 CLUSTER_BELOW_ZOOM = 9
 CLUSTER_CELLS = 64
@@ -82,7 +83,7 @@ ROLLUP_LEVEL = 14
 def tile_query(f: SearchFilter, z: int, x: int, y: int) -> tuple[str, list[Any]]:
     """The SQL and parameters of one tile (the benchmark's floor runs exactly this)."""
     p = Params()
-    if z < CLUSTER_BELOW_ZOOM and f.raw == RawFilter():
+    if z < CLUSTER_BELOW_ZOOM and TILE_CELLS.serves(f):
         shrink = 2 ** (ROLLUP_LEVEL - 6 - z)  # zoom-14 cells per cluster cell, per axis
         sql = ROLLUP_CLUSTERS_SQL.format(
             z=p.add(z),

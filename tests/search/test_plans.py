@@ -13,8 +13,10 @@ import pytest
 
 from app.core.config import Settings
 from app.core.db import server_settings
-from app.incidents.filters import OutputFormat, Sort, build_raw_filter
-from app.incidents.search import build_query, resolve_filter
+from app.search.filters import OutputFormat, Sort
+from app.search.params import build_raw_filter
+from app.search.resolve import resolve_filter
+from app.search.service import build_query
 
 pytestmark = pytest.mark.usefixtures("gazetteer", "boundaries")
 
@@ -73,8 +75,8 @@ async def plans_for(
     settings = Settings(database_url=database_url)
     conn = await asyncpg.connect(database_url, server_settings=server_settings(settings))
     try:
-        raw = build_raw_filter(**params)
-        f = await resolve_filter(conn, raw, sort=sort)
+        raw = build_raw_filter(params)
+        f = await resolve_filter(conn, raw, nearest=sort is Sort.distance)
         if f.near is not None and f.radius_m is None:
             f.radius_m = 50_000  # the first ring of a nearest-k search
         sql, values, _ = build_query(f, sort=sort, fmt=OutputFormat.json, after=None, limit=limit)
@@ -187,8 +189,8 @@ async def test_dashboards_read_rollups_and_indexes_every_time(
 ) -> None:
     """Stats by month and unfiltered cluster tiles never touch the incidents table; the grid
     reads incidents only through the GiST index (hexagons cut by the bbox's edge)."""
-    from app.incidents.filters import RawFilter, SearchFilter
-    from app.incidents.geo import Envelope
+    from app.search.filters import RawFilter, SearchFilter
+    from app.core.geo import Envelope
     from app.stats import grid
     from app.stats import service as stats_service
     from app.tiles import service as tiles_service
@@ -231,6 +233,6 @@ async def test_dashboards_read_rollups_and_indexes_every_time(
 async def resolve_stats_filter(database_url: str, params: dict[str, Any]) -> Any:
     conn = await asyncpg.connect(database_url)
     try:
-        return await resolve_filter(conn, build_raw_filter(**params), sort=Sort.newest)
+        return await resolve_filter(conn, build_raw_filter(params))
     finally:
         await conn.close()

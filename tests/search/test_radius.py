@@ -145,7 +145,7 @@ async def test_bad_radius_input(client: httpx.AsyncClient, params: dict, field: 
 
 def test_inner_box_is_inside_the_circle() -> None:
     """Points in the shortcut box are within the radius (checked with geographiclib)."""
-    from app.incidents.geo import inner_box
+    from app.core.geo import inner_box
 
     rng = random.Random(3)
     for _ in range(300):
@@ -164,7 +164,7 @@ def test_inner_box_is_inside_the_circle() -> None:
 
 
 def test_circle_envelope_contains_the_circle() -> None:
-    from app.incidents.geo import circle_envelopes
+    from app.core.geo import circle_envelopes
 
     rng = random.Random(4)
     for _ in range(300):

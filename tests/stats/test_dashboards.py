@@ -174,11 +174,29 @@ async def test_grid_sums_match_and_cells_are_equal_area(
     assert inside >= len(sample) * 0.98  # shared edges aside
 
 
-async def test_grid_cell_guard(client: httpx.AsyncClient) -> None:
-    resp = await client.get("/v1/stats/grid", params={"cell_km": 1})
+async def test_grid_is_bounded_by_the_cells_that_hold_incidents(
+    client: httpx.AsyncClient, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.stats import grid
+
+    await insert_incidents(
+        db,
+        [
+            {"latitude": 33.75 + k * 0.2, "longitude": 44.6 + k * 0.25, "admin1": "Diyala"}
+            for k in range(5)
+        ],
+    )
+    # No bbox: small hexagons over the whole world are fine when few hold incidents.
+    for params in ({"cell_km": 10, "admin1": "Diyala"}, {"cell_km": 1}):
+        resp = await client.get("/v1/stats/grid", params=params)
+        assert resp.status_code == 200, (params, resp.text)
+        assert resp.json()["numberReturned"] >= 1
+    diyala = (await client.get("/v1/stats/grid", params={"cell_km": 10, "admin1": "Diyala"}))
+    assert sum(f["properties"]["incidents"] for f in diyala.json()["features"]) >= 5
+    # More non-empty hexagons than the limit: a 422 naming cell_km, nothing built.
+    monkeypatch.setattr(grid, "MAX_CELLS", 2)
+    resp = await client.get("/v1/stats/grid", params={"cell_km": 1, "admin1": "Diyala"})
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "cell_km"
-    ok = await client.get("/v1/stats/grid", params={"cell_km": 1, "bbox": "45,34,45.5,34.5"})
-    assert ok.status_code == 200
     assert (await client.get("/v1/stats/grid", params={"cell_km": 0})).status_code == 422
 
 

@@ -18,7 +18,7 @@ import httpx
 import mapbox_vector_tile
 import pytest
 
-from app.incidents.filters import RawFilter, SearchFilter
+from app.search.filters import RawFilter, SearchFilter
 from app.stats import service as stats_service
 from app.tiles import service as tiles_service
 from tests.conftest import insert_incidents
@@ -130,8 +130,8 @@ def test_rollup_is_used_for_whole_months_only() -> None:
     )
     assert edged is not None and edged.count("FROM incidents i") == 2
     assert stats_service._rollup_agg_sql(sf(), ["day"], p) is None
-    assert stats_service._rollup_agg_sql(sf(actors=["ISIS"]), ["month"], p) is None
-    assert stats_service._rollup_agg_sql(sf(min_fatalities=1), ["admin1"], p) is None
+    assert stats_service._rollup_agg_sql(sf(actors=("ISIS",)), ["month"], p) is None
+    assert stats_service._rollup_agg_sql(sf(minimums={"fatalities": 1}), ["admin1"], p) is None
 
 
 async def test_stats_from_rollups_equal_stats_from_incidents(
@@ -290,7 +290,7 @@ GRID_CASES: list[dict[str, Any]] = [
 
 
 async def grid_both_ways(db: asyncpg.Connection, case: dict[str, Any]) -> tuple[dict, dict]:
-    from app.incidents.geo import Envelope
+    from app.core.geo import Envelope
     from app.stats import grid
 
     raw = RawFilter(
@@ -302,11 +302,14 @@ async def grid_both_ways(db: asyncpg.Connection, case: dict[str, Any]) -> tuple[
     edge_m = case["cell_km"] * 1000
     sql, values = grid.grid_query(f, edge_m)
     assert "incident_grid_cells" in sql
-    rolled = json.loads(await db.fetchval(sql, *values))
+    rolled = await db.fetchrow(sql, *values)
     sql, values = grid.grid_query(f, edge_m, rollup=False)
     assert "incident_grid_cells" not in sql
-    direct = json.loads(await db.fetchval(sql, *values))
-    return rolled, direct
+    direct = await db.fetchrow(sql, *values)
+    return (
+        {"features": json.loads(rolled["features"]), "numberReturned": rolled["cells"]},
+        {"features": json.loads(direct["features"]), "numberReturned": direct["cells"]},
+    )
 
 
 def cells(collection: dict) -> dict[str, tuple]:
@@ -353,7 +356,7 @@ async def test_grid_from_rollup_equals_grid_from_incidents(
 async def test_grid_near_the_antimeridian_counts_from_the_incidents(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
-    from app.incidents.geo import Envelope
+    from app.core.geo import Envelope
     from app.stats import grid
 
     world = SearchFilter(

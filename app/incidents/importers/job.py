@@ -20,13 +20,7 @@ from typing import IO, Any
 import asyncpg
 
 from app.incidents.bulk import resolve_locations
-from app.incidents.importers.pipeline import (
-    BulkReport,
-    Countries,
-    ensure_stage,
-    take,
-    upsert_stage,
-)
+from app.incidents.importers.pipeline import BulkReport, ensure_stage, take, upsert_stage
 from app.incidents.importers.readers import Record, read_records, sniff
 from app.stats.rollups import compact
 
@@ -160,21 +154,20 @@ async def run_import(
     else:
         job_id, done_rows = job["id"], job["rows_done"]
     report = BulkReport()
-    countries = await Countries.load(conn)
     await ensure_stage(conn)
     with path.open("rb", buffering=1 << 20) as raw_file:
         counted = CountingReader(raw_file)
         _, records = read_records(counted, detected)  # type: ignore[arg-type]
         records = _skip(records, done_rows)
         finished = False
-        loop_task = asyncio.create_task(asyncio.to_thread(take, records, countries, report, batch))
+        loop_task = asyncio.create_task(asyncio.to_thread(take, records, report, batch))
         try:
             while not finished:
                 rows, pending, finished = await loop_task
                 last_row = report.last_row
                 if not finished:
                     loop_task = asyncio.create_task(
-                        asyncio.to_thread(take, records, countries, report, batch)
+                        asyncio.to_thread(take, records, report, batch)
                     )
                 rows += await resolve_locations(conn, pending, report)
                 async with conn.transaction():

@@ -15,6 +15,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from app.incidents.fields import WRITABLE, IncidentField, Kind
+
 ACLED_CURRENT_MARKERS = {"event_id_cnty", "event_type", "latitude", "longitude"}
 ACLED_OLD_MARKERS = {"data_id", "event_id_no_cnty"}
 UCDP_MARKERS = {"side_a", "side_b", "type_of_violence", "best", "date_start"}
@@ -99,48 +101,48 @@ def detect_csv_layout(header: list[str]) -> str | None:
     return None
 
 
+# ACLED's pre-2023 layout names some columns differently.
+ACLED_FALLBACK = {"external_id": "data_id"}
+
+
+def _text_cell(field: IncidentField, value: Any) -> Any:
+    """A CSV cell as the field's input value (validation names the field if it is wrong)."""
+    value = _blank(value)
+    if value is None:
+        return field.default
+    if field.kind is Kind.date:
+        return parse_date(value)
+    if field.kind is Kind.integer:
+        return _int_or_raw(value)
+    if field.kind is Kind.boolean:
+        return value.lower() not in ("0", "false", "no")
+    if field.kind is Kind.tags:
+        return [t.strip() for t in value.split(";") if t.strip()]
+    if field.name == "country_code" and not (len(value) == 3 and value.isalpha()):
+        return None  # ACLED's `iso` is numeric; only an alpha-3 `iso3` is a code
+    return value
+
+
 def from_acled(row: dict[str, str]) -> dict[str, Any]:
-    """An ACLED CSV row (current or pre-2023 layout) as incident input."""
-    get = row.get
-    external_id = _blank(get("event_id_cnty")) or _blank(get("data_id"))
-    tags = _blank(get("tags"))
-    civilian = _blank(get("civilian_targeting"))
-    out: dict[str, Any] = {
-        "external_id": external_id,
-        "event_date": parse_date(get("event_date") or ""),
-        "time_precision": _int_or_raw(get("time_precision")) or 1,
-        "disorder_type": _blank(get("disorder_type")),
-        "event_type": _blank(get("event_type")),
-        "sub_event_type": _blank(get("sub_event_type")),
-        "actor1": _blank(get("actor1")),
-        "assoc_actor_1": _blank(get("assoc_actor_1")),
-        "actor2": _blank(get("actor2")),
-        "assoc_actor_2": _blank(get("assoc_actor_2")),
-        "civilian_targeting": bool(civilian) and civilian.lower() not in ("0", "false", "no"),
-        "fatalities": _int_or_raw(get("fatalities")) or 0,
-        "country": _blank(get("country")),
-        "admin1": _blank(get("admin1")),
-        "admin2": _blank(get("admin2")),
-        "admin3": _blank(get("admin3")),
-        "location": _blank(get("location")),
-        "latitude": _blank(get("latitude")),
-        "longitude": _blank(get("longitude")),
-        "geo_precision": _int_or_raw(get("geo_precision")),
-        "source": _blank(get("source")),
-        "source_scale": _blank(get("source_scale")),
-        "notes": _blank(get("notes")),
-        "tags": [t.strip() for t in tags.split(";") if t.strip()] if tags else [],
-    }
-    # ACLED's `iso` is numeric (ISO 3166-1 numeric); the old layout's `iso3` is alpha-3.
-    iso3 = _blank(get("iso3"))
-    if iso3 and len(iso3) == 3 and iso3.isalpha():
-        out["country_code"] = iso3.upper()
-    # An ACLED export round-tripped through our CSV carries these too.
-    for extra in ("event_date_end", "fatalities_low", "fatalities_high"):
-        value = _blank(get(extra))
-        if value is not None:
-            out[extra] = parse_date(value) if extra == "event_date_end" else _int_or_raw(value)
+    """An ACLED CSV row (current or pre-2023 layout), or our own CSV export (ACLED's columns,
+    then ours under their own names), as incident input: by the field registry."""
+    out: dict[str, Any] = {}
+    for field in WRITABLE:
+        column = field.csv_name
+        value = row.get(column)
+        if _blank(value) is None and field.name in ACLED_FALLBACK:
+            value = row.get(ACLED_FALLBACK[field.name])
+        if value is None and column not in row:
+            if field.acled or field.write == "required":
+                out[field.name] = field.default
+            continue
+        out[field.name] = _text_cell(field, value)
+    if out.get("event_date") is None:
+        out["event_date"] = ""  # required: validation names it
     return out
+
+
+from_incident_csv = from_acled
 
 
 def from_ucdp(row: dict[str, str]) -> dict[str, Any]:
@@ -184,18 +186,6 @@ def from_ucdp(row: dict[str, str]) -> dict[str, Any]:
         "notes": _blank(get("source_headline")) or _blank(get("source_article")),
         "tags": ["ucdp-ged"],
     }
-
-
-def from_incident_csv(row: dict[str, str]) -> dict[str, Any]:
-    """Our own CSV export (ACLED columns first, then ours)."""
-    out = from_acled(row)
-    for field in ("event_date_end",):
-        value = _blank(row.get(field))
-        out[field] = parse_date(value) if value else None
-    code = _blank(row.get("iso3"))
-    if code:
-        out["country_code"] = code
-    return out
 
 
 def today() -> dt.date:

@@ -7,8 +7,8 @@ Used by `POST /v1/incidents/bulk` (one transaction per request) and `incidents i
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,60 +17,48 @@ import orjson
 from pydantic import ValidationError
 
 from app.core.errors import validation_errors
+from app.incidents.enrich import unknown_code
+from app.incidents.fields import BY_NAME, WRITABLE_COLUMNS
 from app.incidents.importers.readers import Record
 from app.incidents.schemas import IncidentIn
-from app.incidents.sql import INCIDENT_JSON, WRITABLE_COLUMNS
+from app.incidents.sql import INCIDENT_JSON
 
 MAX_LISTED = 1000  # failed rows / duplicates listed in a report (all are counted)
 
-STAGE_COLUMNS = ["row_no", *WRITABLE_COLUMNS, "lon", "lat"]
+# The staging table: a row number and line for reports, the writable columns with the types of
+# `incidents` (JSON travels as text through binary COPY), the point, and what the set-based
+# steps work out (possible duplicates, changed fields, an unknown country code).
+STAGE_COLUMNS = ["row_no", "line_no", *WRITABLE_COLUMNS, "lon", "lat"]
+_JSON_COLUMNS = {c for c in WRITABLE_COLUMNS if BY_NAME[c].sql_type == "jsonb"}
 STAGE_TYPES = {
     "row_no": "int",
-    "event_date": "date",
-    "event_date_end": "date",
-    "time_precision": "smallint",
-    "civilian_targeting": "boolean",
-    "fatalities": "int",
-    "fatalities_low": "int",
-    "fatalities_high": "int",
-    "geo_precision": "smallint",
-    "sources": "text",
-    "tags": "text[]",
+    "line_no": "int",
+    **{c: "text" if c in _JSON_COLUMNS else BY_NAME[c].sql_type for c in WRITABLE_COLUMNS},
     "lon": "float8",
     "lat": "float8",
 }
 
-STAGE_COUNTRY_CODE = STAGE_COLUMNS.index("country_code")
-STAGE_ADMIN1 = STAGE_COLUMNS.index("admin1")
-
 STAGE_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS incident_stage ("
-    + ", ".join(f"{c} {STAGE_TYPES.get(c, 'text')}" for c in STAGE_COLUMNS)
-    + ", dups bigint[], changed text[]) ON COMMIT DELETE ROWS"
+    + ", ".join(f"{c} {STAGE_TYPES[c]}" for c in STAGE_COLUMNS)
+    + ", dups bigint[], changed text[], unknown_code boolean NOT NULL DEFAULT false) "
+    "ON COMMIT DELETE ROWS"
 )
 
-# Fills country / country_code / admin1 from the point where the file left them out.
-LOCATE_SQL = """
-UPDATE incident_stage s SET
-    country = coalesce(s.country, loc.country),
-    country_code = coalesce(s.country_code, loc.country_code),
-    admin1 = coalesce(s.admin1, loc.admin1)
-FROM (
-    SELECT s2.row_no, c.name AS country, c.iso_a3 AS country_code, a1.name AS admin1
-    FROM incident_stage s2
-    CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(s2.lon, s2.lat), 4326) AS pt) g
-    LEFT JOIN LATERAL (
-        SELECT a.name, a.iso_a3 FROM area_parts p JOIN areas a ON a.id = p.area_id
-        WHERE p.geom && g.pt AND ST_Intersects(p.geom, g.pt) AND a.kind = 'country' LIMIT 1
-    ) c ON true
-    LEFT JOIN LATERAL (
-        SELECT a.name FROM area_parts p JOIN areas a ON a.id = p.area_id
-        WHERE p.geom && g.pt AND ST_Intersects(p.geom, g.pt) AND a.kind = 'admin1' LIMIT 1
-    ) a1 ON true
-    WHERE s2.country_code IS NULL OR s2.admin1 IS NULL
-) loc
-WHERE loc.row_no = s.row_no
+# The enrichment rule of single writes (incident_place_fill, migration 0008), set-based. Rows
+# that already carry a known alpha-3 code, a country and an admin-1 need nothing.
+PLACE_FILL_SQL = """
+UPDATE incident_stage s
+SET (country, country_code, admin1, unknown_code) = (
+    SELECT f.country, f.country_code, f.admin1, f.unknown_code
+    FROM incident_place_fill(s.country, s.country_code, s.admin1, s.lon, s.lat) f)
+WHERE s.country IS NULL OR s.admin1 IS NULL OR s.country_code IS NULL
+   OR NOT EXISTS (SELECT 1 FROM countries c WHERE c.iso_a3 = s.country_code)
 """
+
+UNKNOWN_CODES_SQL = (
+    "DELETE FROM incident_stage WHERE unknown_code RETURNING row_no, line_no, country_code"
+)
 
 # Possible duplicates of new incidents (incident_possible_duplicates, migration 0005: the same
 # definition single creates use). Flagged, never merged.
@@ -89,7 +77,7 @@ WHERE d.row_no = s.row_no AND cardinality(d.ids) > 0
 """
 
 # Staging keeps JSON as text (binary COPY); it becomes jsonb on the way in.
-_EXPR = {"sources": "s.sources::jsonb"}
+_EXPR = {c: f"s.{c}::jsonb" for c in _JSON_COLUMNS}
 _SELECT = ", ".join(_EXPR.get(c, c).removeprefix("s.") for c in WRITABLE_COLUMNS)
 
 # Which fields an update changes, for the revision (compared before the upsert).
@@ -157,11 +145,14 @@ class BulkReport:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     duplicates_flagged: int = 0
     last_row: int = 0  # the last record read (resumable imports store it)
+    # The reader thread (parsing the next chunk) and the database steps both report errors.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_error(self, problem: RowProblem) -> None:
-        self.failed += 1
-        if len(self.errors) < MAX_LISTED:
-            self.errors.append(problem)
+        with self._lock:
+            self.failed += 1
+            if len(self.errors) < MAX_LISTED:
+                self.errors.append(problem)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -170,134 +161,62 @@ class BulkReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "failed": self.failed,
-            "errors": [e.as_dict() for e in self.errors],
+            "errors": [e.as_dict() for e in sorted(self.errors, key=lambda e: e.row)],
             "possible_duplicates": self.duplicates,
             "duplicates_flagged": self.duplicates_flagged,
         }
 
 
-def _norm(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
-
-
-class Countries:
-    """Country lookups done in Python during ingest (250 rows, loaded once)."""
-
-    def __init__(self, rows: Iterable[asyncpg.Record]) -> None:
-        self.by_a2: dict[str, str] = {}
-        self.a3: set[str] = set()
-        self.by_name: dict[str, str] = {}
-        self.name_of: dict[str, str] = {}
-        for r in rows:
-            self.by_a2[r["iso_a2"]] = r["iso_a3"]
-            self.a3.add(r["iso_a3"])
-            self.name_of[r["iso_a3"]] = r["name"]
-            for name in [r["name"], *(r["alt_names"] or [])]:
-                self.by_name.setdefault(_norm(name), r["iso_a3"])
-
-    @classmethod
-    async def load(cls, conn: asyncpg.Connection) -> Countries:
-        return cls(await conn.fetch("SELECT iso_a2, iso_a3, name, alt_names FROM countries"))
-
-    def code(self, incident: IncidentIn) -> tuple[str | None, str | None]:
-        """(alpha-3, error message) for an incident's country_code / country."""
-        if incident.country_code:
-            code = incident.country_code.upper()
-            if len(code) == 2:
-                found = self.by_a2.get(code)
-                return (found, None) if found else (None, f"unknown country code '{code}'")
-            if self.a3 and code not in self.a3:
-                return None, f"unknown country code '{code}'"
-            return code, None
-        if incident.country:
-            return self.by_name.get(_norm(incident.country)), None
-        return None, None
-
-
-def validate(record: Record, countries: Countries) -> tuple[IncidentIn | None, RowProblem | None]:
+def validate(record: Record) -> tuple[IncidentIn | None, RowProblem | None]:
     if record.data is None:
         return None, RowProblem(
             record.row, record.line, [{"field": "row", "message": record.error or "unreadable"}]
         )
     try:
-        incident = IncidentIn.model_validate(record.data)
+        return IncidentIn.model_validate(record.data), None
     except ValidationError as exc:
         return None, RowProblem(record.row, record.line, validation_errors(exc.errors()))
-    code, error = countries.code(incident)
-    if error:
-        return None, RowProblem(
-            record.row, record.line, [{"field": "country_code", "message": error}]
-        )
-    incident.country_code = code
-    if code and not incident.country:
-        incident.country = countries.name_of.get(code)
-    return incident, None
 
 
-def stage_tuple(row_no: int, incident: IncidentIn) -> tuple[Any, ...]:
+def stage_tuple(row_no: int, line: int | None, incident: IncidentIn) -> tuple[Any, ...]:
     """One staging row, in STAGE_COLUMNS order."""
-    sources = (
-        orjson.dumps([s.model_dump(mode="json") for s in incident.sources]).decode()
-        if incident.sources
-        else "[]"
-    )
-    return (
-        row_no,
-        incident.external_id,
-        incident.event_date,
-        incident.event_date_end,
-        incident.time_precision,
-        incident.disorder_type,
-        incident.event_type,
-        incident.sub_event_type,
-        incident.actor1,
-        incident.assoc_actor_1,
-        incident.actor2,
-        incident.assoc_actor_2,
-        incident.civilian_targeting,
-        incident.fatalities,
-        incident.fatalities_low,
-        incident.fatalities_high,
-        incident.country,
-        incident.country_code,
-        incident.admin1,
-        incident.admin2,
-        incident.admin3,
-        incident.location,
-        incident.geo_precision,
-        incident.source,
-        incident.source_scale,
-        sources,
-        incident.notes,
-        incident.tags,
-        incident.longitude,
-        incident.latitude,
-    )
+    values: list[Any] = [row_no, line]
+    for column in WRITABLE_COLUMNS:
+        value = getattr(incident, column)
+        if column in _JSON_COLUMNS:
+            value = orjson.dumps(incident.model_dump(mode="json", include={column})[column])
+            value = value.decode()
+        values.append(value)
+    return (*values, incident.longitude, incident.latitude)
+
+
+@dataclass
+class Pending:
+    """A valid row with a place name and no point: placed through the gazetteer first."""
+
+    row: int
+    line: int | None
+    incident: IncidentIn
 
 
 def take(
-    records: Iterator[Record],
-    countries: Countries,
-    report: BulkReport,
-    size: int,
-    resolver: dict[tuple[str, str | None], tuple[float, float] | None] | None = None,
-) -> tuple[list[tuple[Any, ...]], list[tuple[int, IncidentIn]], bool]:
+    records: Iterator[Record], report: BulkReport, size: int
+) -> tuple[list[tuple[Any, ...]], list[Pending], bool]:
     """Reads and validates up to `size` records: (staging rows, rows needing a place lookup,
     whether the input is exhausted). Runs in a worker thread."""
     rows: list[tuple[Any, ...]] = []
-    unresolved: list[tuple[int, IncidentIn]] = []
+    unresolved: list[Pending] = []
     for record in records:
         report.received += 1
         report.last_row = record.row
-        incident, problem = validate(record, countries)
+        incident, problem = validate(record)
         if problem is not None:
             report.add_error(problem)
         elif incident is not None:
             if incident.latitude is None:
-                unresolved.append((record.row, incident))
+                unresolved.append(Pending(record.row, record.line, incident))
             else:
-                rows.append(stage_tuple(record.row, incident))
+                rows.append(stage_tuple(record.row, record.line, incident))
         if len(rows) + len(unresolved) >= size:
             return rows, unresolved, False
     return rows, unresolved, True
@@ -313,7 +232,6 @@ async def upsert_stage(
     *,
     changed_by: str,
     report: BulkReport,
-    locate: bool = True,
     statement_timeout_s: float | None = None,
 ) -> None:
     """COPY `rows` into the staging table and upsert them. Call inside a transaction.
@@ -328,8 +246,11 @@ async def upsert_stage(
         "incident_stage", records=rows, columns=STAGE_COLUMNS, timeout=timeout
     )
     await conn.execute("ANALYZE incident_stage", timeout=timeout)
-    if locate and any(r[STAGE_COUNTRY_CODE] is None or r[STAGE_ADMIN1] is None for r in rows):
-        await conn.execute(LOCATE_SQL, timeout=timeout)
+    await conn.execute(PLACE_FILL_SQL, timeout=timeout)
+    for bad in await conn.fetch(UNKNOWN_CODES_SQL, timeout=timeout):
+        report.add_error(
+            RowProblem(bad["row_no"], bad["line_no"], [unknown_code(bad["country_code"])])
+        )
     await conn.execute(CHANGED_SQL, timeout=timeout)
     await conn.execute(DUPLICATES_SQL, timeout=timeout)
     flagged = await conn.fetch(
@@ -338,9 +259,10 @@ async def upsert_stage(
         timeout=timeout,
     )
     result = await conn.fetchrow(UPSERT_SQL, changed_by, timeout=timeout)
+    staged = await conn.fetchval("SELECT count(*) FROM incident_stage", timeout=timeout)
     report.inserted += int(result["inserted"])
     report.updated += int(result["updated"])
-    report.unchanged += len(rows) - int(result["inserted"]) - int(result["updated"])
+    report.unchanged += int(staged) - int(result["inserted"]) - int(result["updated"])
     report.duplicates_flagged += len(flagged)
     for row in flagged:
         if len(report.duplicates) < MAX_LISTED:

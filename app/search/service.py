@@ -1,4 +1,4 @@
-"""Incident search: resolve the filter, run one keyset-paged query, or stream everything."""
+"""Incident search: one keyset-paged query, the k nearest, or a stream of everything."""
 
 from __future__ import annotations
 
@@ -9,67 +9,15 @@ from typing import Any
 
 import asyncpg
 
-from app.actors.service import actor_pattern
-from app.areas.service import check_polygon, resolve_area
 from app.core.db import Database
-from app.core.errors import BadRequest, Unprocessable, field_error
-from app.incidents.filters import (
-    DEFAULT_RADIUS_KM,
-    NearPoint,
-    OutputFormat,
-    RawFilter,
-    SearchFilter,
-    Sort,
-    bbox_to_envelopes,
-    parse_latlon,
-)
-from app.incidents.formats import csv_chunk, csv_select_sql, feature_doc_sql, incident_doc_sql
-from app.incidents.query import Order, build_where, keyset_clause, order_for
-from app.places.service import find_country, resolve_place
+from app.search.filters import OutputFormat, RawFilter, SearchFilter, Sort
+from app.search.formats import csv_chunk, csv_select_sql, feature_doc_sql, incident_doc_sql
+from app.search.query import Order, build_where, keyset_clause, order_for
 
 # Nearest-first without a radius: search growing circles until `limit` incidents are inside
 # one (the k nearest overall are then all inside it), so distances stay geodesic and exact.
 KNN_RADII_M = (1_000.0, 5_000.0, 25_000.0, 100_000.0, 500_000.0, 2_000_000.0, 20_040_000.0)
 STREAM_BATCH = 2000
-
-
-async def resolve_filter(conn: asyncpg.Connection, raw: RawFilter, *, sort: Sort) -> SearchFilter:
-    f = SearchFilter(raw=raw)
-    if raw.near is not None:
-        latlon = parse_latlon(raw.near)
-        if latlon is not None:
-            f.near = NearPoint(latitude=latlon[0], longitude=latlon[1])
-        else:
-            place = await resolve_place(
-                conn,
-                name=raw.near,
-                field="near",
-                country=raw.countries[0] if len(raw.countries) == 1 else None,
-            )
-            f.near = NearPoint(place["latitude"], place["longitude"], place=place)
-        if raw.radius_km is not None:
-            f.radius_m = raw.radius_km * 1000
-        elif sort is not Sort.distance:
-            f.radius_m = DEFAULT_RADIUS_KM * 1000
-    elif sort is Sort.distance:
-        raise Unprocessable(
-            "sort=distance needs near",
-            errors=[field_error("sort", "distance needs near", "distance")],
-        )
-    f.envelopes = bbox_to_envelopes(raw)
-    if raw.within is not None:
-        f.area = await resolve_area(conn, raw.within)
-    if raw.geometry is not None:
-        f.geometry_json, _ = await check_polygon(conn, raw.geometry, "geometry")
-    for value in raw.countries:
-        country = await find_country(conn, value)
-        if country is not None:
-            f.country_codes.append(country["iso_a3"])
-        else:
-            f.country_names.append(value)
-    if raw.actors:
-        f.actor_pattern, f.actor_groups = await actor_pattern(conn, raw.actors)
-    return f
 
 
 def filter_fingerprint(raw: RawFilter, sort: Sort) -> str:
@@ -122,7 +70,7 @@ def build_query(
 
 
 async def fetch_page(
-    db: Database,
+    conn: asyncpg.Connection,
     f: SearchFilter,
     *,
     sort: Sort,
@@ -130,11 +78,10 @@ async def fetch_page(
     after: dict[str, Any] | None,
     limit: int,
 ) -> Page:
-    async with db.read() as conn:
-        if f.near is not None and f.radius_m is None:
-            return await _nearest(conn, f, fmt=fmt, limit=limit)
-        sql, params, order = build_query(f, sort=sort, fmt=fmt, after=after, limit=limit + 1)
-        rows = await conn.fetch(sql, *params)
+    if f.nearest_first():
+        return await _nearest(conn, f, fmt=fmt, limit=limit)
+    sql, params, order = build_query(f, sort=sort, fmt=fmt, after=after, limit=limit + 1)
+    rows = await conn.fetch(sql, *params)
     return Page(rows=rows[:limit], more=len(rows) > limit, order=order)
 
 
@@ -160,7 +107,6 @@ def cursor_payload(page: Page, raw: RawFilter, sort: Sort) -> dict[str, Any] | N
         return None
     last = page.rows[-1]
     payload: dict[str, Any] = {
-        "k": "inc",
         "f": filter_fingerprint(raw, sort),
         "id": int(last["k_id"]),
         "event_date": last["k_event_date"].isoformat(),
@@ -168,15 +114,6 @@ def cursor_payload(page: Page, raw: RawFilter, sort: Sort) -> dict[str, Any] | N
     }
     if "k_distance" in last.keys():
         payload["distance"] = float(last["k_distance"])
-    return payload
-
-
-def check_cursor(payload: dict[str, Any], raw: RawFilter, sort: Sort) -> dict[str, Any]:
-    if payload.get("f") != filter_fingerprint(raw, sort):
-        raise BadRequest(
-            "The cursor belongs to a different query; repeat the same filters and sort.",
-            errors=[field_error("cursor", "does not match these filters")],
-        )
     return payload
 
 

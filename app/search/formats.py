@@ -7,8 +7,9 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from app.incidents.filters import OutputFormat
-from app.incidents.sql import INCIDENT_JSON
+from app.incidents.fields import CSV_FIELDS
+from app.incidents.sql import incident_json
+from app.search.filters import OutputFormat
 
 MEDIA_TYPES = {
     OutputFormat.json: "application/json",
@@ -42,11 +43,8 @@ def negotiate(format_param: OutputFormat | None, accept: str | None) -> OutputFo
 def incident_doc_sql(distance_sql: str | None) -> str:
     """The incident JSON expression, with `distance_km` when the search has a point."""
     if distance_sql is None:
-        return INCIDENT_JSON
-    return (
-        INCIDENT_JSON.rstrip()[:-1]
-        + f", 'distance_km', round(({distance_sql} / 1000.0)::numeric, 4))"
-    )
+        return incident_json()
+    return incident_json({"distance_km": f"round(({distance_sql} / 1000.0)::numeric, 4)"})
 
 
 def feature_doc_sql(distance_sql: str | None) -> str:
@@ -60,43 +58,8 @@ def feature_doc_sql(distance_sql: str | None) -> str:
     )
 
 
-# ACLED's column names first (same meaning), then ours.
-CSV_COLUMNS: list[tuple[str, str]] = [
-    ("event_id_cnty", "i.external_id"),
-    ("event_date", "i.event_date"),
-    ("year", "extract(year FROM i.event_date)::int"),
-    ("time_precision", "i.time_precision"),
-    ("disorder_type", "i.disorder_type"),
-    ("event_type", "i.event_type"),
-    ("sub_event_type", "i.sub_event_type"),
-    ("actor1", "i.actor1"),
-    ("assoc_actor_1", "i.assoc_actor_1"),
-    ("actor2", "i.actor2"),
-    ("assoc_actor_2", "i.assoc_actor_2"),
-    ("civilian_targeting", "CASE WHEN i.civilian_targeting THEN 'Civilian targeting' ELSE '' END"),
-    ("iso3", "i.country_code"),
-    ("country", "i.country"),
-    ("admin1", "i.admin1"),
-    ("admin2", "i.admin2"),
-    ("admin3", "i.admin3"),
-    ("location", "i.location"),
-    ("latitude", "ST_Y(i.geom)"),
-    ("longitude", "ST_X(i.geom)"),
-    ("geo_precision", "i.geo_precision"),
-    ("source", "i.source"),
-    ("source_scale", "i.source_scale"),
-    ("notes", "i.notes"),
-    ("fatalities", "i.fatalities"),
-    ("tags", "array_to_string(i.tags, '; ')"),
-    ("timestamp", "extract(epoch FROM i.updated_at)::bigint"),
-    ("id", "i.id::text"),
-    ("event_date_end", "i.event_date_end"),
-    ("fatalities_low", "i.fatalities_low"),
-    ("fatalities_high", "i.fatalities_high"),
-    ("created_at", "i.created_at"),
-    ("updated_at", "i.updated_at"),
-    ("version", "i.version"),
-]
+# ACLED's column names first (same meaning), then ours: from the field registry.
+CSV_COLUMNS: list[tuple[str, str]] = [(f.csv_name, f.csv_sql) for f in CSV_FIELDS]
 
 
 def csv_select_sql(distance_sql: str | None) -> str:

@@ -1,8 +1,9 @@
 """Turns a resolved SearchFilter into one SQL WHERE clause with `$n` parameters.
 
 Every endpoint that selects incidents (list, polygon search, export, stats, grid, tiles) builds
-its WHERE here. Values are always bound parameters; the SQL text depends only on which filters
-are present, so each combination is one prepared statement.
+its WHERE here, from the filter and the field registry (a field filtered by value gets its
+clause with no edit here). Values are always bound parameters; the SQL text depends only on
+which filters are present, so each combination is one prepared statement.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.incidents.filters import SearchFilter, Sort
-from app.incidents.geo import circle_envelopes, inner_box
+from app.core.geo import circle_envelopes, inner_box
+from app.incidents.fields import BY_NAME, Filter
+from app.search.filters import SearchFilter, Sort
 
 POINT = "ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)"
 
@@ -83,8 +85,8 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
     if f.actor_pattern is not None:
         clauses.append(f"{a}.actors_norm ~ {p.add(f.actor_pattern)}")
     clauses += attribute_clauses(f, p, a)
-    if raw.min_fatalities is not None:
-        clauses.append(f"{a}.fatalities >= {p.add(raw.min_fatalities)}")
+    for name, minimum in raw.minimums.items():
+        clauses.append(f"{a}.{name} >= {p.add(minimum)}")
     if raw.q:
         clauses.append(
             f"{a}.notes_tsv @@ websearch_to_tsquery('english'::regconfig, {p.add(raw.q)})"
@@ -95,20 +97,23 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
 def attribute_clauses(
     f: SearchFilter, p: Params, a: str = "i", blank_is_null: bool = False
 ) -> list[str]:
-    """Type, country and admin filters: columns the monthly rollup shares with incidents.
+    """Value, name and country filters: columns the monthly rollup shares with incidents.
 
     `blank_is_null`: the rollup stores a missing name as '' (so keys compare with `=`); a
     filter value that normalises to '' must still match nothing there, as NULL does."""
-    raw = f.raw
     clauses: list[str] = []
-    country = f"NULLIF({a}.country, '')" if blank_is_null else f"{a}.country"
-    if raw.event_types:
-        clauses.append(f"{a}.event_type = ANY({p.add(raw.event_types)}::text[])")
-    if raw.sub_event_types:
-        clauses.append(f"{a}.sub_event_type = ANY({p.add(raw.sub_event_types)}::text[])")
-    if raw.disorder_types:
-        clauses.append(f"{a}.disorder_type = ANY({p.add(raw.disorder_types)}::text[])")
+    for name, values in f.raw.values.items():
+        if BY_NAME[name].filter is Filter.names:
+            clauses.append(
+                f"app_norm({a}.{name}) = ANY(ARRAY(SELECT app_norm(x) FROM "
+                f"unnest({p.add(list(values))}::text[]) x))"
+            )
+            if blank_is_null:
+                clauses.append(f"{a}.{name} <> ''")
+        else:
+            clauses.append(f"{a}.{name} = ANY({p.add(list(values))}::text[])")
     if f.country_codes or f.country_names:
+        country = f"NULLIF({a}.country, '')" if blank_is_null else f"{a}.country"
         parts = []
         if f.country_codes:
             parts.append(f"{a}.country_code = ANY({p.add(f.country_codes)}::text[])")
@@ -118,14 +123,6 @@ def attribute_clauses(
                 f"unnest({p.add(f.country_names)}::text[]) x))"
             )
         clauses.append("(" + " OR ".join(parts) + ")")
-    for column, values in (("admin1", raw.admin1), ("admin2", raw.admin2)):
-        if values:
-            clauses.append(
-                f"app_norm({a}.{column}) = ANY(ARRAY(SELECT app_norm(x) FROM "
-                f"unnest({p.add(values)}::text[]) x))"
-            )
-            if blank_is_null:
-                clauses.append(f"{a}.{column} <> ''")
     return clauses
 
 

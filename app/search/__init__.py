@@ -1,0 +1,1 @@
+"""Search: one filter, parsed once and resolved once, for lists, stats, grids, tiles and export."""
