@@ -189,8 +189,8 @@ async def test_dashboards_read_rollups_and_indexes_every_time(
 ) -> None:
     """Stats by month and unfiltered cluster tiles never touch the incidents table; the grid
     reads incidents only through the GiST index (hexagons cut by the bbox's edge)."""
-    from app.search.filters import RawFilter, SearchFilter
     from app.core.geo import Envelope
+    from app.search.filters import RawFilter, SearchFilter
     from app.stats import grid
     from app.stats import service as stats_service
     from app.tiles import service as tiles_service
