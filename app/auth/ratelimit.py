@@ -1,50 +1,48 @@
-"""Per-key rate limiting: a token bucket per API key (per client address for anonymous reads).
+"""Per-key rate limiting (per client address for anonymous reads), with the `limits` library.
 
-Off when RATE_LIMIT_PER_MINUTE is 0 (the default, for local development). Buckets live in the
-worker's memory, so with N workers a client can get up to N times the rate; put a shared
-limiter (e.g. the reverse proxy) in front when that matters.
+A client may send RATE_LIMIT_BURST requests at once and RATE_LIMIT_PER_MINUTE on average: a
+moving window of `burst` requests per `burst / per_minute` minutes. Off when
+RATE_LIMIT_PER_MINUTE is 0 (the default, for local development).
+
+Each client's window lives in the store until it expires, whatever other clients do: a client
+cycling through addresses costs memory for one window, never resets anyone else's budget.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 from fastapi import Request
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
 
 from app.auth.service import Principal
 from app.core.config import Settings
 from app.core.errors import TooManyRequests
 
-MAX_BUCKETS = 100_000
-
-
-@dataclass
-class Bucket:
-    tokens: float
-    updated: float
-
 
 class RateLimiter:
-    def __init__(self) -> None:
-        self.buckets: dict[str, Bucket] = {}
+    def __init__(self, storage: Storage | None = None) -> None:
+        self.storage = storage or MemoryStorage()
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self._items: dict[tuple[int, int], RateLimitItem] = {}
+
+    def item(self, per_minute: int, burst: int) -> RateLimitItem:
+        key = (per_minute, burst)
+        if key not in self._items:
+            window_s = max(1, round(burst * 60 / per_minute))
+            self._items[key] = RateLimitItemPerSecond(burst, window_s)
+        return self._items[key]
 
     def take(self, key: str, per_minute: int, burst: int) -> float:
         """0 when allowed, else the seconds until the next request may pass."""
-        now = time.monotonic()
-        rate = per_minute / 60.0
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            if len(self.buckets) >= MAX_BUCKETS:
-                self.buckets.clear()
-            bucket = self.buckets[key] = Bucket(tokens=float(burst), updated=now)
-        bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        item = self.item(per_minute, burst)
+        if self.strategy.hit(item, key):
             return 0.0
-        return (1 - bucket.tokens) / rate
+        reset_at = self.strategy.get_window_stats(item, key).reset_time
+        return max(reset_at - time.time(), 0.001)
 
 
 def check_rate(request: Request, principal: Principal | None, settings: Settings) -> None:

@@ -325,24 +325,44 @@ FIELDS: tuple[IncidentField, ...] = (
     ),
 )
 
-BY_NAME: dict[str, IncidentField] = {f.name: f for f in FIELDS}
-JSON_FIELDS: tuple[IncidentField, ...] = tuple(f for f in FIELDS if f.in_json)
-WRITABLE: tuple[IncidentField, ...] = tuple(f for f in FIELDS if f.write)
+# Views of the registry the rest of the code imports (computed by `_derive`).
+BY_NAME: dict[str, IncidentField]
+JSON_FIELDS: tuple[IncidentField, ...]
+WRITABLE: tuple[IncidentField, ...]
 # Writable fields stored in a column of their own (the point is `geom`, from lat/lon).
-WRITABLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in WRITABLE if f.column)
-CSV_FIELDS: tuple[IncidentField, ...] = tuple(f for f in FIELDS if f.csv and f.acled) + tuple(
-    f for f in FIELDS if f.csv and not f.acled
-)
+WRITABLE_COLUMNS: tuple[str, ...]
+CSV_FIELDS: tuple[IncidentField, ...]
 # Optional text fields: an empty string is no value (stored as null).
-OPTIONAL_TEXT: tuple[str, ...] = tuple(
-    f.name for f in WRITABLE if f.kind is Kind.text and f.write == "optional"
-)
-ACTOR_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.filter is Filter.actor)
-QUERYABLE: tuple[IncidentField, ...] = tuple(f for f in FIELDS if f.queryable)
+OPTIONAL_TEXT: tuple[str, ...]
+ACTOR_FIELDS: tuple[str, ...]
+QUERYABLE: tuple[IncidentField, ...]
 
 
-def fields_with(filter_kind: Filter) -> tuple[IncidentField, ...]:
-    return tuple(f for f in FIELDS if f.filter is filter_kind)
+def _derive() -> None:
+    global BY_NAME, JSON_FIELDS, WRITABLE, WRITABLE_COLUMNS, CSV_FIELDS, OPTIONAL_TEXT
+    global ACTOR_FIELDS, QUERYABLE
+    BY_NAME = {f.name: f for f in FIELDS}
+    JSON_FIELDS = tuple(f for f in FIELDS if f.in_json)
+    WRITABLE = tuple(f for f in FIELDS if f.write)
+    WRITABLE_COLUMNS = tuple(f.name for f in WRITABLE if f.column)
+    CSV_FIELDS = tuple(f for f in FIELDS if f.csv and f.acled) + tuple(
+        f for f in FIELDS if f.csv and not f.acled
+    )
+    OPTIONAL_TEXT = tuple(f.name for f in WRITABLE if f.kind is Kind.text and f.write == "optional")
+    ACTOR_FIELDS = tuple(f.name for f in FIELDS if f.filter is Filter.actor)
+    QUERYABLE = tuple(f for f in FIELDS if f.queryable)
+
+
+_derive()
+
+
+def extend(*extra: IncidentField) -> None:
+    """Add fields to the registry at start-up, before any other module of the app is imported
+    (they read the views when they load): a deployment's own columns, added with a
+    migration. Everything derived from the registry then carries them."""
+    global FIELDS
+    FIELDS = (*FIELDS, *extra)
+    _derive()
 
 
 # The JSON Schema of each kind (OpenAPI, OGC queryables).

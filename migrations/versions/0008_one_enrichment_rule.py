@@ -6,8 +6,9 @@
 - `incident_place_fill(country, country_code, admin1, lon, lat)`: the enrichment rule single
   creates, patches and bulk loads share (one row, or set-based over a staging table): a given
   code must be a known alpha-2/alpha-3 (it becomes alpha-3, and names the country if none was
-  given); a given name finds its code; what is still missing comes from the loaded boundaries
-  at the point, and admin-1 only from a boundary of the incident's own country.
+  given; with no countries loaded it is taken as given); a given name finds its code; what is
+  still missing comes from the loaded boundaries at the point, and admin-1 only from a
+  boundary of the incident's own country.
 
 Revision ID: 0008
 Revises: 0007
@@ -63,8 +64,10 @@ def upgrade() -> None:
                    code.iso_a3,
                    coalesce(p_admin1, CASE WHEN a1.iso_a3 IS NULL OR a1.iso_a3 = code.iso_a3
                                            THEN a1.name END),
-                   p_code IS NOT NULL AND given.iso_a3 IS NULL
+                   p_code IS NOT NULL AND given.iso_a3 IS NULL AND known.any
             FROM (SELECT ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326) AS g) pt
+            -- With no countries loaded a code cannot be checked: it is taken as given.
+            CROSS JOIN (SELECT EXISTS (SELECT 1 FROM countries) AS any) known
             LEFT JOIN LATERAL (
                 SELECT l.iso_a3, l.name FROM country_lookup(p_code) l
                 WHERE p_code IS NOT NULL AND length(btrim(p_code)) IN (2, 3)
@@ -82,6 +85,7 @@ def upgrade() -> None:
             ) here ON true
             CROSS JOIN LATERAL (
                 SELECT coalesce(given.iso_a3, named.iso_a3,
+                                CASE WHEN NOT known.any THEN upper(btrim(p_code)) END,
                                 CASE WHEN p_code IS NULL
                                           AND (p_country IS NULL OR here.name = p_country)
                                      THEN here.iso_a3 END) AS iso_a3

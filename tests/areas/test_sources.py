@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import shapefile
+import shapely
 
 from app.areas import sources
 from app.areas.sources import Boundary, default_admin1_path, iter_admin1, iter_countries
@@ -189,18 +191,31 @@ def test_holes_stay_with_their_polygon(countries: list[Boundary]) -> None:
     assert contains(italy, 12.4964, 41.9028)  # Rome
 
 
-def test_shape_polygons_groups_rings() -> None:
+def test_shape_rings_are_grouped_into_polygons() -> None:
     square = [(0.0, 0.0), (0.0, 10.0), (10.0, 10.0), (10.0, 0.0), (0.0, 0.0)]  # clockwise
-    hole = [(2.0, 2.0), (4.0, 2.0), (4.0, 4.0), (2.0, 4.0)]  # counter-clockwise, unclosed
+    hole = [(2.0, 2.0), (4.0, 2.0), (4.0, 4.0), (2.0, 4.0), (2.0, 2.0)]  # counter-clockwise
     island = [(20.0, 0.0), (20.0, 1.0), (21.0, 1.0), (21.0, 0.0), (20.0, 0.0)]
-    points = square + hole + island
-    polygons = sources._shape_polygons(points, [0, len(square), len(square) + len(hole)])
-    assert len(polygons) == 2
-    assert len(polygons[0]) == 2 and polygons[0][1][0] == polygons[0][1][-1]
-    assert len(polygons[1]) == 1
-    decoded = read_wkb(sources._multipolygon_wkb(polygons))
-    assert decoded == [[list(r) for r in p] for p in polygons]
+    shape = shapefile.Shape(
+        shapeType=shapefile.POLYGON,
+        points=square + hole + island,
+        parts=[0, len(square), len(square) + len(hole)],
+    )
+    wkb = sources._shape_wkb(shape)
+    assert wkb is not None
+    decoded = read_wkb(wkb)
+    assert len(decoded) == 2  # the square with its hole, and the island
+    assert sorted(len(rings) for rings in decoded) == [1, 2]
     assert contains(decoded, 1.0, 1.0) and not contains(decoded, 3.0, 3.0)
+    assert contains(decoded, 20.5, 0.5)
+
+
+def test_only_polygons_pass() -> None:
+    square = shapely.Polygon([(0, 0), (0, 1), (1, 1), (0, 0)])
+    assert sources._polygonal_wkb(shapely.to_wkb(square)) == shapely.to_wkb(square)
+    with pytest.raises(ValueError):
+        sources._polygonal_wkb(shapely.to_wkb(shapely.Point(1, 2)))
+    with pytest.raises(ValueError):
+        sources._polygonal_wkb(b"not wkb")
 
 
 # ---- admin-1 ------------------------------------------------------------------------------------
@@ -283,6 +298,12 @@ def test_unreliable_lookup_names_are_dropped(admin1: list[Boundary]) -> None:
 # ---- GeoPackage parsing -------------------------------------------------------------------------
 
 
+def _square_wkb() -> bytes:
+    wkb = sources._multipolygon_wkb(shapely.Polygon([(0, 0), (0, 1), (1, 1), (0, 0)]))
+    assert wkb is not None
+    return wkb
+
+
 def _gpkg_blob(wkb: bytes, envelope: int, little_endian: bool = True) -> bytes:
     sizes = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
     flags = (envelope << 1) | (1 if little_endian else 0)
@@ -298,7 +319,7 @@ def _gpkg_blob(wkb: bytes, envelope: int, little_endian: bool = True) -> bytes:
 
 @pytest.mark.parametrize("envelope", [0, 1, 2, 3, 4])
 def test_gpkg_header_is_stripped(envelope: int) -> None:
-    wkb = sources._multipolygon_wkb([[[(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.0, 0.0)]]])
+    wkb = _square_wkb()
     assert sources._gpkg_wkb(_gpkg_blob(wkb, envelope)) == wkb
     assert sources._gpkg_wkb(_gpkg_blob(wkb, envelope, little_endian=False)) == wkb
 
@@ -312,7 +333,7 @@ def test_gpkg_empty_and_invalid_blobs() -> None:
 
 
 def _make_gpkg(path: Path, srs_id: int, iso_column: bool) -> None:
-    wkb = sources._multipolygon_wkb([[[(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.0, 0.0)]]])
+    wkb = _square_wkb()
     extra = ", iso_3166_2 TEXT" if iso_column else ""
     with sqlite3.connect(path) as db:
         db.executescript(

@@ -31,3 +31,17 @@ async def test_rate_limit_per_key(database_url: str, read_key: str, write_key: s
 async def test_rate_limit_off_by_default(client: httpx.AsyncClient) -> None:
     codes = {(await client.get("/v1/taxonomy")).status_code for _ in range(30)}
     assert codes == {200}
+
+
+def test_many_clients_reset_no_one_elses_budget() -> None:
+    from app.auth.ratelimit import RateLimiter
+
+    limiter = RateLimiter()
+    for _ in range(5):
+        assert limiter.take("key:victim", 60, 5) == 0
+    assert limiter.take("key:victim", 60, 5) > 0
+    # An attacker cycling through 200,000 addresses, one request each.
+    for n in range(200_000):
+        limiter.take(f"ip:10.{n // 65536}.{n // 256 % 256}.{n % 256}", 60, 5)
+    wait = limiter.take("key:victim", 60, 5)
+    assert 0 < wait <= 5  # still limited: its window was not cleared

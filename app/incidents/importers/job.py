@@ -10,63 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, BinaryIO, cast
 
 import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from app.incidents.bulk import resolve_locations
 from app.incidents.importers.pipeline import BulkReport, ensure_stage, take, upsert_stage
 from app.incidents.importers.readers import Record, read_records, sniff
 from app.stats.rollups import compact
-
-
-class CountingReader:
-    """A binary file that counts the bytes read, for progress and ETA."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.count += len(data)
-        return data
-
-    def read1(self, size: int = -1) -> bytes:
-        data = self.raw.read1(size) if hasattr(self.raw, "read1") else self.raw.read(size)
-        self.count += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
-        self.count += n or 0
-        return n or 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self.raw:
-            self.count += len(line)
-            yield line
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
-
-    @property
-    def closed(self) -> bool:
-        return self.raw.closed
-
-    def flush(self) -> None:
-        pass
 
 
 def fingerprint(path: Path) -> str:
@@ -103,22 +61,32 @@ def _skip(records: Iterator[Record], done: int) -> Iterator[Record]:
             yield record
 
 
-def progress_printer(total_bytes: int, stream: IO[str] = sys.stderr) -> Callable[..., None]:
+@contextmanager
+def progress_bar(
+    raw: IO[bytes], total_bytes: int, enabled: bool
+) -> Iterator[tuple[IO[bytes], Callable[[int], None]]]:
+    """The file read through a progress bar on stderr (bytes read of the file, rows, rows/s,
+    time left), and the function that reports rows; nothing drawn when not `enabled`."""
+    if not enabled:
+        yield raw, lambda rows: None
+        return
+    columns = (
+        BarColumn(bar_width=30),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s  ETA"),
+        TimeRemainingColumn(),
+    )
     started = time.perf_counter()
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("import", total=total_bytes, rows=0, rate=0.0)
 
-    def show(rows: int, read_bytes: int, final: bool = False) -> None:
-        elapsed = max(time.perf_counter() - started, 1e-6)
-        rate = rows / elapsed
-        fraction = read_bytes / total_bytes if total_bytes else 1.0
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
-        bar = "#" * int(fraction * 30)
-        stream.write(
-            f"\r[{bar:<30}] {fraction:6.1%}  {rows:,} rows  {rate:,.0f} rows/s  "
-            f"ETA {eta:4.0f}s " + ("\n" if final else "")
-        )
-        stream.flush()
+        def rows_done(rows: int) -> None:
+            rate = rows / max(time.perf_counter() - started, 1e-6)
+            progress.update(task, rows=rows, rate=rate)
 
-    return show
+        with progress.wrap_file(cast(BinaryIO, raw), task_id=task) as reader:
+            yield reader, rows_done
+        progress.update(task, completed=total_bytes)
 
 
 async def run_import(
@@ -132,8 +100,6 @@ async def run_import(
 ) -> ImportResult:
     started = time.perf_counter()
     size = path.stat().st_size  # noqa: ASYNC240 (the CLI's only task)
-    print_progress = progress_printer(size) if progress else None
-    print_ = print_progress or (lambda *a, **k: None)
     key = fingerprint(path)
     job = await conn.fetchrow(
         "SELECT id, rows_done FROM import_jobs WHERE fingerprint = $1 AND status = 'running' "
@@ -155,9 +121,11 @@ async def run_import(
         job_id, done_rows = job["id"], job["rows_done"]
     report = BulkReport()
     await ensure_stage(conn)
-    with path.open("rb", buffering=1 << 20) as raw_file:
-        counted = CountingReader(raw_file)
-        _, records = read_records(counted, detected)  # type: ignore[arg-type]
+    with (
+        path.open("rb", buffering=1 << 20) as raw_file,
+        progress_bar(raw_file, size, progress) as (reader, report_rows),
+    ):
+        _, records = read_records(reader, detected)
         records = _skip(records, done_rows)
         finished = False
         loop_task = asyncio.create_task(asyncio.to_thread(take, records, report, batch))
@@ -183,7 +151,7 @@ async def run_import(
                         report.updated - before[1],
                         report.unchanged - before[2],
                     )
-                print_(report.received, counted.count)
+                report_rows(report.received)
         finally:
             if not loop_task.done():
                 loop_task.cancel()
@@ -200,7 +168,6 @@ async def run_import(
         report.failed,
     )
     seconds = time.perf_counter() - started
-    print_(report.received, size, True)
     return ImportResult(
         job_id=job_id,
         resumed_from=done_rows,

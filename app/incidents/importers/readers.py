@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+import ijson
+
 from app.incidents.importers.mappings import (
     detect_csv_layout,
     from_acled,
@@ -166,100 +168,68 @@ def read_ndjson(stream: IO[bytes]) -> Iterator[Record]:
         yield Record(row_no, line_no, data, error)
 
 
-class _ArrayStream:
-    """Decodes the elements of one JSON array from a text stream, one at a time."""
+def _elements(stream: IO[bytes], array: str | None) -> Iterator[Any]:
+    """The elements of the array at key `array` of the top-level object (None: the top-level
+    value is the array), decoded one at a time by ijson. Only that key of the top level
+    counts: a `features` key inside a feature's properties is data, not the array."""
+    head = stream.read(3)
+    body: Any = stream if head == codecs.BOM_UTF8 else _Prepend(head, stream)
+    found = False
 
-    CHUNK = 1 << 16
-
-    def __init__(self, text: IO[str]) -> None:
-        self.text = text
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
-        self.decoder = json.JSONDecoder()
-
-    def _more(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self.text.read(self.CHUNK)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf = self.buf[self.pos :] + chunk
-        self.pos = 0
-        return True
-
-    def _skip_ws(self) -> str:
-        while True:
-            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
-                self.pos += 1
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self._more():
-                return ""
-
-    def seek_array(self, key: str | None) -> None:
-        """Position after the `[` of the top-level array, or of `key`'s array."""
-        if key is None:
-            if self._skip_ws() != "[":
+    def checked(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+        nonlocal found
+        for n, (prefix, event, value) in enumerate(events):
+            if n == 0 and array is None and event != "start_array":
                 raise ReadError("expected a JSON array")
-            self.pos += 1
-            return
-        marker = f'"{key}"'
-        while True:
-            found = self.buf.find(marker, self.pos)
-            if found >= 0:
-                self.pos = found + len(marker)
-                if self._skip_ws() != ":":
-                    continue
-                self.pos += 1
-                if self._skip_ws() != "[":
-                    raise ReadError(f"expected an array at '{key}'")
-                self.pos += 1
-                return
-            self.pos = max(self.pos, len(self.buf) - len(marker))
-            if not self._more():
-                raise ReadError(f"no '{key}' array found")
+            if n == 0 and array is not None and event != "start_map":
+                raise ReadError(f"expected a JSON object with a '{array}' array")
+            if array is not None and prefix == array and not found:
+                if event != "start_array":
+                    raise ReadError(f"expected an array at '{array}'")
+                found = True
+            yield prefix, event, value
 
-    def elements(self) -> Iterator[Any]:
-        first = True
-        while True:
-            char = self._skip_ws()
-            if char == "]":
-                self.pos += 1
-                return
-            if not first:
-                if char != ",":
-                    raise ReadError("malformed JSON array (expected ',' or ']')")
-                self.pos += 1
-                self._skip_ws()
-            first = False
-            while True:
-                try:
-                    obj, end = self.decoder.raw_decode(self.buf, self.pos)
-                except json.JSONDecodeError as exc:
-                    if self._more():
-                        continue
-                    raise ReadError(f"malformed JSON: {exc.msg}") from exc
-                # A number at the very end of the buffer may continue in the next chunk.
-                if end >= len(self.buf) and not self.eof and self._more():
-                    continue
-                self.pos = end
-                yield obj
-                break
+    path = "item" if array is None else f"{array}.item"
+    try:
+        yield from ijson.items(checked(ijson.parse(body, use_float=True)), path)
+    except ijson.JSONError as exc:
+        raise ReadError(f"malformed JSON: {_reason(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReadError("the body is not UTF-8 text") from exc
+    if array is not None and not found:
+        raise ReadError(f"no '{array}' array found")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+class _Prepend:
+    """A byte stream with some bytes already read put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self.head = head
+        self.rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.head:
+            return self.rest.read(size)
+        if size < 0:
+            data, self.head = self.head + self.rest.read(), b""
+            return data
+        data, self.head = self.head[:size], self.head[size:]
+        if len(data) < size:
+            data += self.rest.read(size - len(data))
+        return data
 
 
 def read_json_array(stream: IO[bytes], *, geojson: bool) -> Iterator[Record]:
-    try:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict")
-        array = _ArrayStream(text)
-        array.seek_array("features" if geojson else None)
-        convert = _feature_fields if geojson else _incident_fields
-        for row_no, obj in enumerate(array.elements(), start=1):
-            data, error = convert(obj)
-            yield Record(row_no, None, data, error)
-    except UnicodeDecodeError as exc:
-        raise ReadError("the body is not UTF-8 text") from exc
+    convert = _feature_fields if geojson else _incident_fields
+    elements = _elements(stream, "features" if geojson else None)
+    for row_no, obj in enumerate(elements, start=1):
+        data, error = convert(obj)
+        yield Record(row_no, None, data, error)
 
 
 def read_records(stream: IO[bytes], fmt: str) -> tuple[str, Iterator[Record]]:
