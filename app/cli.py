@@ -6,8 +6,9 @@ import asyncio
 import inspect
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -102,6 +103,25 @@ async def _loader_connection():  # type: ignore[no-untyped-def]
     )
 
 
+def _with_loader(work: Callable[[Any], Awaitable[object]], summary: str = "{0}") -> None:
+    """Run `work` on a loader connection and print its result through `summary`; a problem
+    (bad input) is an error message and exit status 1."""
+    from app.core.errors import ProblemError
+
+    async def run() -> object:
+        conn = await _loader_connection()
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        typer.echo(summary.format(asyncio.run(run())), err=True)
+    except ProblemError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+
+
 @places_cli.command("load")
 def places_load(
     file: Annotated[
@@ -114,20 +134,12 @@ def places_load(
     from app.places.loader import load_places
     from app.places.sources import iter_geonames_dump, iter_packaged_places
 
-    async def run() -> None:
-        conn = await _loader_connection()
-        try:
-            records = iter_geonames_dump(file) if file else iter_packaged_places()
-            report = await load_places(conn, records)
-        finally:
-            await conn.close()
-        typer.echo(
-            f"places: {report.rows} read, {report.upserted} inserted or changed, "
-            f"{report.names} names indexed in {report.seconds:.1f}s",
-            err=True,
-        )
-
-    asyncio.run(run())
+    records = iter_geonames_dump(file) if file else iter_packaged_places()
+    _with_loader(
+        lambda conn: load_places(conn, records),
+        "places: {0.rows} read, {0.upserted} inserted or changed, {0.names} names indexed in "
+        "{0.seconds:.1f}s",
+    )
 
 
 @areas_cli.command("load-boundaries")
@@ -143,19 +155,11 @@ def areas_load_boundaries(
     """Load Natural Earth countries (and admin-1 when available); idempotent."""
     from app.areas.loader import load_boundaries
 
-    async def run() -> None:
-        conn = await _loader_connection()
-        try:
-            report = await load_boundaries(conn, admin1)
-        finally:
-            await conn.close()
-        typer.echo(
-            f"boundaries: {report.countries} countries, {report.admin1} admin-1 areas, "
-            f"{report.changed} inserted or changed in {report.seconds:.1f}s",
-            err=True,
-        )
-
-    asyncio.run(run())
+    _with_loader(
+        lambda conn: load_boundaries(conn, admin1),
+        "boundaries: {0.countries} countries, {0.admin1} admin-1 areas, {0.changed} inserted "
+        "or changed in {0.seconds:.1f}s",
+    )
 
 
 @areas_cli.command("import")
@@ -165,20 +169,12 @@ def areas_import(
 ) -> None:
     """Import named polygons (e.g. HDX COD-AB boundaries) as areas usable in `within=`."""
     from app.areas.loader import import_geojson
-    from app.core.errors import ProblemError
 
-    async def run() -> None:
-        conn = await _loader_connection()
-        try:
-            created, replaced = await import_geojson(conn, file, name_field=name_field)
-        except ProblemError as exc:
-            typer.echo(f"error: {exc.detail}", err=True)
-            raise typer.Exit(1) from exc
-        finally:
-            await conn.close()
-        typer.echo(f"areas: {created} created, {replaced} replaced", err=True)
+    async def work(conn: Any) -> str:
+        created, replaced = await import_geojson(conn, file, name_field=name_field)
+        return f"areas: {created} created, {replaced} replaced"
 
-    asyncio.run(run())
+    _with_loader(work)
 
 
 @cli.command("import")

@@ -19,7 +19,7 @@ from app.changes.router import router as changes_router
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import COMMON_PROBLEMS, install_error_handlers
-from app.core.middleware import BodyLimitMiddleware, MetricsMiddleware, SecurityHeadersMiddleware
+from app.core.middleware import BodyLimitMiddleware, ResponseMiddleware
 from app.health.router import router as health_router
 from app.incidents.router import router as incidents_router
 from app.places.router import router as places_router
@@ -110,8 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
             expose_headers=["ETag", "Location", "Link"],
         )
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(ResponseMiddleware)
     return app
 
 

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from app.actors import service
 from app.auth.deps import Writer
 from app.core.deps import ReadConn, WriteConn
-from app.core.http import require_json
+from app.core.http import creates
 from app.core.pagination import Page
+from app.core.schemas import input_config
 
 router = APIRouter(prefix="/actors", tags=["actors"])
 
 
 class ActorIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [{"name": "Islamic State", "aliases": ["Daish"]}]},
-    )
+    model_config = input_config({"name": "Islamic State", "aliases": ["Daish"]})
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     aliases: Annotated[
@@ -45,13 +42,7 @@ async def list_actors(conn: ReadConn) -> ActorPage:
     return ActorPage(items=[ActorOut(**r) for r in rows])
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=ActorOut,
-    dependencies=[Depends(require_json)],
-    summary="Add an actor group or aliases to one",
-)
+@router.post("", **creates(ActorOut, "Add an actor group or aliases to one"))
 async def add_actor(actor: ActorIn, conn: WriteConn, principal: Writer) -> ActorOut:
     row = await service.add_actor(
         conn, name=actor.name, aliases=actor.aliases, created_by=principal.name

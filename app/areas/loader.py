@@ -63,7 +63,6 @@ class BoundaryReport:
     changed: int
     seconds: float
 
-
 def _rows(boundaries: Iterable[Boundary]) -> list[tuple[Any, ...]]:
     rows = []
     seen: set[tuple[str, str]] = set()

@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from app.areas import service
 from app.areas.schemas import AreaFeature, AreaIn, AreaPage
 from app.auth.deps import Writer
 from app.core.deps import ReadConn, WriteConn
 from app.core.errors import problem_doc
-from app.core.http import GeoJSONResponse, require_json
-from app.core.ids import ID_PATTERN, parse_id
-from app.core.pagination import cursor_param, page_response
+from app.core.http import GeoJSONResponse, created, creates
+from app.core.ids import IdPath, parse_id
+from app.core.pagination import Paging, paging
 
 router = APIRouter(prefix="/areas", tags=["areas"])
 GEOJSON = "application/geo+json"
-CURSOR_KIND = "area"
 
 
 @router.get("", response_model=AreaPage, summary="List areas (without geometry)")
 async def list_areas(
-    request: Request,
     conn: ReadConn,
-    after: Annotated[dict[str, Any] | None, Depends(cursor_param(CURSOR_KIND))],
+    page: Annotated[Paging, Depends(paging("area"))],
     kind: Annotated[Literal["country", "admin1", "custom"] | None, Query()] = None,
     name: Annotated[str | None, Query(max_length=200, description="Substring of the name")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     docs, following = await service.list_areas(
-        conn, after_id=int((after or {}).get("id", 0)), kind=kind, name=name, limit=limit
+        conn, after_id=int((page.after or {}).get("id", 0)), kind=kind, name=name, limit=limit
     )
-    return page_response(request, docs, kind=CURSOR_KIND, next_payload=following)
+    return page.respond(docs, following)
 
 
 @router.get(
@@ -58,22 +56,19 @@ async def outlines(
     response_class=GeoJSONResponse,
     summary="One area as a GeoJSON Feature",
 )
-async def get_area(
-    conn: ReadConn,
-    area_id: Annotated[str, Path(max_length=30, json_schema_extra={"pattern": ID_PATTERN})],
-) -> Response:
+async def get_area(conn: ReadConn, area_id: IdPath) -> Response:
     doc = await service.get_area(conn, parse_id(area_id, what="area"))
     return Response(doc, media_type=GEOJSON)
 
 
 @router.post(
     "",
-    status_code=201,
-    response_model=AreaFeature,
     response_class=GeoJSONResponse,
-    dependencies=[Depends(require_json)],
-    summary="Add a named polygon",
-    responses={409: problem_doc("An area with this name exists")},
+    **creates(
+        AreaFeature,
+        "Add a named polygon",
+        responses={409: problem_doc("An area with this name exists")},
+    ),
 )
 async def create_area(area: AreaIn, conn: WriteConn, principal: Writer) -> Response:
     area_id = await service.create_area(
@@ -84,6 +79,4 @@ async def create_area(area: AreaIn, conn: WriteConn, principal: Writer) -> Respo
         created_by=principal.name,
     )
     doc = await service.get_area(conn, area_id)
-    return Response(
-        doc, status_code=201, media_type=GEOJSON, headers={"Location": f"/v1/areas/{area_id}"}
-    )
+    return created(doc, f"/v1/areas/{area_id}", GEOJSON)

@@ -2,32 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from app.core.geojson import PolygonGeometry
+from app.core.geojson import KHANAQIN_POLYGON, PolygonGeometry
 from app.core.pagination import Page
+from app.core.schemas import input_config
 
 
 class AreaIn(BaseModel):
     """A named polygon, e.g. a disputed territory or a governorate from HDX COD-AB."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "Khanaqin surroundings",
-                    "geometry": {
-                        "type": "Polygon",
-                        "coordinates": [
-                            [[45.1, 34.2], [45.6, 34.2], [45.6, 34.6], [45.1, 34.6], [45.1, 34.2]]
-                        ],
-                    },
-                    "properties": {"note": "disputed territory"},
-                }
-            ]
-        },
+    model_config = input_config(
+        {
+            "name": "Khanaqin surroundings",
+            "geometry": KHANAQIN_POLYGON,
+            "properties": {"note": "disputed territory"},
+        }
     )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from app.changes.service import read_changes
 from app.core.deps import ReadConn
-from app.core.pagination import Page, cursor_param, page_response
+from app.core.pagination import Page, Paging, paging
 
 router = APIRouter(tags=["changes"])
-CURSOR_KIND = "chg"
 
 
 class Change(BaseModel):
@@ -37,18 +36,16 @@ class ChangePage(Page[Change]):
 
 @router.get("/changes", response_model=ChangePage, summary="Every change since a cursor")
 async def changes(
-    request: Request,
     conn: ReadConn,
-    after: Annotated[dict[str, Any] | None, Depends(cursor_param(CURSOR_KIND))],
+    page: Annotated[Paging, Depends(paging("chg"))],
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> Response:
     """Creates, updates and deletes in commit-safe order. Following `next_cursor` from the
     start (no `cursor`) and applying each item (upsert the incident, drop it on delete)
     reproduces exactly the live set."""
+    after = page.after
     txid, seq = ("0", 0) if after is None else (str(after["t"]), int(after["s"]))
     docs, next_txid, next_seq = await read_changes(
         conn, after_txid=txid, after_seq=seq, limit=limit
     )
-    return page_response(
-        request, docs, kind=CURSOR_KIND, next_payload={"t": next_txid, "s": next_seq}
-    )
+    return page.respond(docs, {"t": next_txid, "s": next_seq})

@@ -22,11 +22,8 @@ TYPE_BASE = "https://conflict-incidents.dev/problems/"
 
 
 class ProblemError(Exception):
-    """A failure a client can act on. Subclasses fix the status and title."""
-
-    status = 400
-    title = "Bad request"
-    slug = "bad-request"
+    """A failure a client can act on; its kind (the subclass) sets status, title and type
+    (`PROBLEMS`)."""
 
     def __init__(
         self,
@@ -42,53 +39,90 @@ class ProblemError(Exception):
         self.headers = headers or {}
         self.extra = extra or {}
 
+    @property
+    def kind(self) -> tuple[int, str, str]:
+        """(status, title, type slug) of the nearest kind in PROBLEMS."""
+        for cls in type(self).__mro__:
+            if cls in PROBLEMS:
+                return PROBLEMS[cls]
+        return PROBLEMS[BadRequest]
+
+    @property
+    def status(self) -> int:
+        return self.kind[0]
+
+    @property
+    def title(self) -> str:
+        return self.kind[1]
+
+    @property
+    def slug(self) -> str:
+        return self.kind[2]
+
 
 class BadRequest(ProblemError):
-    pass
+    """Malformed JSON, a cursor this server did not make, a bad header or parameter."""
 
 
 class Unauthorized(ProblemError):
-    status, title, slug = 401, "Unauthorized", "unauthorized"
+    """No key where one is needed, or an unknown or revoked key."""
 
 
 class Forbidden(ProblemError):
-    status, title, slug = 403, "Forbidden", "forbidden"
+    """The key is valid but lacks the scope, or the resource belongs to another key."""
 
 
 class NotFound(ProblemError):
-    status, title, slug = 404, "Not found", "not-found"
-
-
-class Conflict(ProblemError):
-    status, title, slug = 409, "Conflict", "conflict"
-
-
-class PreconditionFailed(ProblemError):
-    status, title, slug = 412, "Precondition failed", "precondition-failed"
-
-
-class PayloadTooLarge(ProblemError):
-    status, title, slug = 413, "Payload too large", "payload-too-large"
+    """No such incident, place, area or subscription; an unknown place name."""
 
 
 class RequestTimeout(ProblemError):
-    status, title, slug = 408, "Request timeout", "request-timeout"
+    """A client that stopped sending its body."""
+
+
+class Conflict(ProblemError):
+    """A duplicate `external_id` or area name."""
+
+
+class PreconditionFailed(ProblemError):
+    """`If-Match` names a version that is no longer current."""
+
+
+class PayloadTooLarge(ProblemError):
+    """A body over MAX_BODY_BYTES (MAX_BULK_BODY_BYTES for bulk uploads)."""
 
 
 class UnsupportedMediaType(ProblemError):
-    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
+    """A body in a media type the endpoint does not read."""
 
 
 class Unprocessable(ProblemError):
-    status, title, slug = 422, "Validation failed", "validation"
+    """Well-formed but invalid; `errors` names each bad field."""
 
 
 class TooManyRequests(ProblemError):
-    status, title, slug = 429, "Too many requests", "rate-limited"
+    """Over the rate limit; `Retry-After` says when to come back."""
 
 
 class ServiceUnavailable(ProblemError):
-    status, title, slug = 503, "Service unavailable", "unavailable"
+    """The database is down or the pool exhausted; `Retry-After` says when to retry."""
+
+
+# The one table from a kind of problem to its HTTP status, title and type (RFC 9457).
+PROBLEMS: dict[type[ProblemError], tuple[int, str, str]] = {
+    BadRequest: (400, "Bad request", "bad-request"),
+    Unauthorized: (401, "Unauthorized", "unauthorized"),
+    Forbidden: (403, "Forbidden", "forbidden"),
+    NotFound: (404, "Not found", "not-found"),
+    RequestTimeout: (408, "Request timeout", "request-timeout"),
+    Conflict: (409, "Conflict", "conflict"),
+    PreconditionFailed: (412, "Precondition failed", "precondition-failed"),
+    PayloadTooLarge: (413, "Payload too large", "payload-too-large"),
+    UnsupportedMediaType: (415, "Unsupported media type", "unsupported-media-type"),
+    Unprocessable: (422, "Validation failed", "validation"),
+    TooManyRequests: (429, "Too many requests", "rate-limited"),
+    ServiceUnavailable: (503, "Service unavailable", "unavailable"),
+}
 
 
 def field_error(field: str, message: str, value: Any = None) -> dict[str, Any]:

@@ -33,3 +33,10 @@ class PolygonGeometry(BaseModel):
 
     type: Annotated[str, Field(pattern="^(Polygon|MultiPolygon)$")]
     coordinates: list[Any]
+
+
+# The example polygon of the API documentation: around Khanaqin, Diyala.
+KHANAQIN_POLYGON: dict[str, Any] = {
+    "type": "Polygon",
+    "coordinates": [[[45.1, 34.2], [45.6, 34.2], [45.6, 34.6], [45.1, 34.6], [45.1, 34.2]]],
+}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Any
+
+from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.core.errors import BadRequest, UnsupportedMediaType, field_error
@@ -60,3 +62,24 @@ class GeoJSONResponse(JSONResponse):
     """Documents (and sends) `application/geo+json` for routes that return GeoJSON."""
 
     media_type = "application/geo+json"
+
+
+def creates(model: type, summary: str, **options: Any) -> dict[str, Any]:
+    """Route options of an endpoint that creates a resource from a JSON body: 201, the
+    resource's model, JSON bodies only (415 otherwise)."""
+    return {
+        "status_code": 201,
+        "response_model": model,
+        "dependencies": [Depends(require_json)],
+        "summary": summary,
+        **options,
+    }
+
+
+def created(
+    doc: str, location: str, media_type: str = "application/json", **headers: str
+) -> Response:
+    """201 with the new resource (JSON built in SQL) and its `Location`."""
+    return Response(
+        doc, status_code=201, media_type=media_type, headers={"Location": location, **headers}
+    )

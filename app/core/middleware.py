@@ -1,10 +1,9 @@
-"""Pure-ASGI middleware: body size limits, security headers, Prometheus metrics."""
+"""Pure-ASGI middleware: body size limits; security headers and Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +26,10 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 # /docs and /map load their own scripts; API responses may load nothing.
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body exceeds the limit of {limit} bytes."
 
 
 class BodyLimitMiddleware:
@@ -58,7 +61,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await _too_large(limit)(scope, receive, send)
+                    await _refused(413, _too_large(limit))(scope, receive, send)
                     return
         if streamed:
             await self.app(scope, _counting(receive, limit, self.read_timeout_s), send)
@@ -69,14 +72,16 @@ class BodyLimitMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), self.read_timeout_s)
             except TimeoutError:
-                await _timed_out(self.read_timeout_s)(scope, receive, send)
+                await _refused(
+                    408, f"No body data for {self.read_timeout_s:g} s; the request was abandoned."
+                )(scope, receive, send)
                 return
             if message["type"] != "http.request":
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _too_large(limit)(scope, receive, send)
+                await _refused(413, _too_large(limit))(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -108,56 +113,26 @@ def _counting(receive: Receive, limit: int, timeout_s: float) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+                raise PayloadTooLarge(_too_large(limit))
         return message
 
     return counted
 
 
-def _timed_out(timeout_s: float) -> ASGIApp:
-    return problem_response(
-        408,
-        "Request timeout",
-        f"No body data for {timeout_s:g} s; the request was abandoned.",
-        slug="request-timeout",
-    )
+def _refused(status: int, detail: str) -> ASGIApp:
+    """A problem answered before the app sees the request (408 or 413)."""
+    title, slug = {
+        408: ("Request timeout", "request-timeout"),
+        413: ("Payload too large", "payload-too-large"),
+    }[status]
+    return problem_response(status, title, detail, slug=slug)
 
 
-def _too_large(limit: int) -> ASGIApp:
-    return problem_response(
-        413,
-        "Payload too large",
-        f"The request body exceeds the limit of {limit} bytes.",
-        slug="payload-too-large",
-    )
+class ResponseMiddleware:
+    """Security headers on every response, and the request's count and latency in the
+    metrics (labelled by route template, never by the raw path or query string): one wrapper
+    of `send`, as it runs on every request."""
 
-
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope.get("path", "")
-        add_csp = not (
-            path.startswith("/docs") or path.startswith("/redoc") or path.startswith("/map")
-        )
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
-                if add_csp:
-                    headers.append(API_CSP)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -166,18 +141,28 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status: dict[str, Any] = {"code": 500}
+        path: str = scope.get("path", "")
+        add_csp = not (
+            path.startswith("/docs") or path.startswith("/redoc") or path.startswith("/map")
+        )
+        status = 500
 
-        async def send_wrapper(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.extend(SECURITY_HEADERS)
+                if add_csp:
+                    headers.append(API_CSP)
+                message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_with_headers)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            REQUESTS.labels(method, template, str(status["code"])).inc()
+            REQUESTS.labels(method, template, str(status)).inc()
             LATENCY.labels(method, template).observe(time.perf_counter() - start)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -84,6 +85,37 @@ def cursor_param(kind: str) -> Callable[..., Any]:
         return decode_cursor(cursor, request.app.state.settings.cursor_secret, kind=kind)
 
     return after
+
+
+@dataclass
+class Paging:
+    """A list request's page: where it starts (the decoded cursor, None on page 1) and how
+    its response is shaped."""
+
+    request: Request
+    kind: str
+    after: dict[str, Any] | None
+
+    def respond(
+        self,
+        docs: Sequence[str],
+        next_payload: dict[str, Any] | None,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> Response:
+        return page_response(
+            self.request, docs, kind=self.kind, next_payload=next_payload, extra=extra
+        )
+
+
+def paging(kind: str) -> Callable[..., Any]:
+    """A dependency: the Paging of a `kind` list, from its `cursor` query parameter."""
+    decode = cursor_param(kind)
+
+    async def page(request: Request, cursor: CursorText = None) -> Paging:
+        return Paging(request, kind, await decode(request, cursor))
+
+    return page
 
 
 def next_url(request: Request, cursor: str) -> str:

@@ -138,191 +138,79 @@ TagList = Annotated[
 ]
 SourceList = Annotated[list[SourceRef], Field(max_length=100)]
 
-_ACTOR = "one of ACLED's four actor fields; searched by `actor` with known aliases"
 
+
+def _actor(name: str, description: str) -> IncidentField:
+    """One of ACLED's four actor fields (same name in ACLED), all searched by `actor`."""
+    return IncidentField(
+        name, Kind.text, "text", description + "; searched by `actor` with known aliases",
+        write="optional", annotation=ShortText, acled=name, filter=Filter.actor, queryable=True,
+    )
+
+
+ExternalId = Annotated[str, Field(min_length=1, max_length=200)]
+DisorderType = Annotated[
+    str, Field(max_length=500, json_schema_extra={"enum": list(DISORDER_TYPES)}),
+    AfterValidator(_disorder_type),
+]
+EventType = Annotated[
+    str, Field(max_length=500, json_schema_extra={"enum": list(EVENT_TYPES)}),
+    AfterValidator(_event_type),
+]
+# Checked against its event type by the model (app.incidents.schemas).
+SubEventType = Annotated[
+    str, Field(max_length=500, json_schema_extra={"enum": list(SUB_EVENT_TO_EVENT)})
+]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}$"), AfterValidator(_upper)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+SourceText = Annotated[str, Field(max_length=2000)]
+Notes = Annotated[str, Field(max_length=50_000)]
+_CIVILIAN_CSV = "CASE WHEN i.civilian_targeting THEN 'Civilian targeting' ELSE '' END"
+_DUPLICATES = (
+    "Ids of incidents within 2 km and 1 day, same event type, a shared actor, found when this "
+    "one was ingested; flagged, never merged"
+)
+Q = True  # queryable (OGC API, ACLED API)
+
+# One line per field. Order: JSON order; CSV has ACLED's columns first, then ours.
 FIELDS: tuple[IncidentField, ...] = (
-    IncidentField(
-        "id", Kind.text, "bigint", "Server-assigned, opaque, stable",
-        select="i.id::text", nullable=False,
-    ),
-    IncidentField(
-        "external_id", Kind.text, "text",
-        "Id in the source system (ACLED event_id_cnty, UCDP id); unique when set",
-        write="optional", annotation=Annotated[str, Field(min_length=1, max_length=200)],
-        acled="event_id_cnty", queryable=True,
-    ),
-    IncidentField(
-        "event_date", Kind.date, "date", "Day the event happened (or began)",
-        write="required", annotation=EventDate, acled="event_date",
-        filter=Filter.dates, queryable=True, nullable=False,
-    ),
-    IncidentField(
-        "event_date_end", Kind.date, "date", "Last day of a multi-day event",
-        write="optional", annotation=EventDate, queryable=True,
-    ),
-    IncidentField(
-        "year", Kind.integer, "integer", "Year of event_date",
-        select="extract(year FROM i.event_date)::int", column=False, in_json=False,
-        acled="year",
-    ),
-    IncidentField(
-        "time_precision", Kind.integer, "smallint", "1 day, 2 week, 3 month (ACLED)",
-        write="optional", default=1, annotation=Precision, acled="time_precision",
-        queryable=True, nullable=False,
-    ),
-    IncidentField(
-        "disorder_type", Kind.text, "text", "ACLED disorder type; derived from event_type",
-        write="optional",
-        annotation=Annotated[
-            str, Field(max_length=500, json_schema_extra={"enum": list(DISORDER_TYPES)}),
-            AfterValidator(_disorder_type),
-        ],
-        acled="disorder_type", filter=Filter.taxonomy, queryable=True,
-    ),
-    IncidentField(
-        "event_type", Kind.text, "text", "ACLED event type (GET /v1/taxonomy)",
-        write="required",
-        annotation=Annotated[
-            str, Field(max_length=500, json_schema_extra={"enum": list(EVENT_TYPES)}),
-            AfterValidator(_event_type),
-        ],
-        acled="event_type", filter=Filter.taxonomy, queryable=True, nullable=False,
-    ),
-    IncidentField(
-        "sub_event_type", Kind.text, "text", "ACLED sub-event type of the event type",
-        write="optional",
-        annotation=Annotated[
-            str, Field(max_length=500, json_schema_extra={"enum": list(SUB_EVENT_TO_EVENT)})
-        ],
-        acled="sub_event_type", filter=Filter.taxonomy, queryable=True,
-    ),
-    IncidentField(
-        "actor1", Kind.text, "text", "Main actor; " + _ACTOR, write="optional",
-        annotation=ShortText, acled="actor1", filter=Filter.actor, queryable=True,
-    ),
-    IncidentField(
-        "assoc_actor_1", Kind.text, "text", "Associated with actor1; " + _ACTOR,
-        write="optional", annotation=ShortText, acled="assoc_actor_1",
-        filter=Filter.actor, queryable=True,
-    ),
-    IncidentField(
-        "actor2", Kind.text, "text", "Other main actor; " + _ACTOR, write="optional",
-        annotation=ShortText, acled="actor2", filter=Filter.actor, queryable=True,
-    ),
-    IncidentField(
-        "assoc_actor_2", Kind.text, "text", "Associated with actor2; " + _ACTOR,
-        write="optional", annotation=ShortText, acled="assoc_actor_2",
-        filter=Filter.actor, queryable=True,
-    ),
-    IncidentField(
-        "civilian_targeting", Kind.boolean, "boolean", "Civilians were the target",
-        write="optional", default=False, annotation=bool, acled="civilian_targeting",
-        csv_select="CASE WHEN i.civilian_targeting THEN 'Civilian targeting' ELSE '' END",
-        queryable=True, nullable=False,
-    ),
-    IncidentField(
-        "country_code", Kind.text, "text", "ISO 3166-1 alpha-3; from the point when not given",
-        write="optional",
-        annotation=Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}$"), AfterValidator(_upper)],
-        acled="iso3", queryable=True,
-    ),
-    IncidentField(
-        "country", Kind.text, "text", "Country name; from the point when not given",
-        write="optional", annotation=ShortText, acled="country",
-        filter=Filter.country, queryable=True,
-    ),
-    IncidentField(
-        "admin1", Kind.text, "text", "First-level division (governorate, province)",
-        write="optional", annotation=ShortText, acled="admin1", filter=Filter.names,
-        queryable=True,
-    ),
-    IncidentField(
-        "admin2", Kind.text, "text", "Second-level division (district)", write="optional",
-        annotation=ShortText, acled="admin2", filter=Filter.names, queryable=True,
-    ),
-    IncidentField(
-        "admin3", Kind.text, "text", "Third-level division", write="optional",
-        annotation=ShortText, acled="admin3", queryable=True,
-    ),
-    IncidentField(
-        "location", Kind.text, "text", "Place name (resolved through the gazetteer when alone)",
-        write="optional", annotation=ShortText, acled="location", queryable=True,
-    ),
-    IncidentField(
-        "latitude", Kind.number, "float8", "WGS84 latitude, degrees",
-        select="ST_Y(i.geom)", column=False, write="optional",
-        annotation=Annotated[float, Field(ge=-90, le=90)], acled="latitude",
-        nullable=False,
-    ),
-    IncidentField(
-        "longitude", Kind.number, "float8", "WGS84 longitude, degrees",
-        select="ST_X(i.geom)", column=False, write="optional",
-        annotation=Annotated[float, Field(ge=-180, le=180)], acled="longitude",
-        nullable=False,
-    ),
-    IncidentField(
-        "geo_precision", Kind.integer, "smallint", "1 exact, 2 near, 3 region (ACLED)",
-        write="optional", annotation=Precision, acled="geo_precision",
-        queryable=True,
-    ),
-    IncidentField(
-        "source", Kind.text, "text", "Sources, as ACLED lists them", write="optional",
-        annotation=Annotated[str, Field(max_length=2000)], acled="source",
-        queryable=True,
-    ),
-    IncidentField(
-        "source_scale", Kind.text, "text", "ACLED source scale", write="optional",
-        annotation=ShortText, acled="source_scale", queryable=True,
-    ),
-    IncidentField(
-        "sources", Kind.sources, "jsonb", "Structured sources: name, url, published",
-        write="optional", default=[], annotation=SourceList, nullable=False, csv=False,
-    ),
-    IncidentField(
-        "notes", Kind.text, "text", "Narrative; full-text searchable with `q`",
-        write="optional", annotation=Annotated[str, Field(max_length=50_000)], acled="notes",
-        filter=Filter.text, queryable=True,
-    ),
-    IncidentField(
-        "fatalities", Kind.integer, "integer", "Best estimate of deaths",
-        write="optional", default=0, annotation=Count, acled="fatalities",
-        filter=Filter.minimum, queryable=True, nullable=False,
-    ),
-    IncidentField(
-        "fatalities_low", Kind.integer, "integer", "Low estimate of deaths",
-        write="optional", annotation=Count, queryable=True,
-    ),
-    IncidentField(
-        "fatalities_high", Kind.integer, "integer", "High estimate of deaths",
-        write="optional", annotation=Count, queryable=True,
-    ),
-    IncidentField(
-        "tags", Kind.tags, "text[]", "Free tags", write="optional", default=[],
-        annotation=TagList, acled="tags", csv_select="array_to_string(i.tags, '; ')",
-        nullable=False,
-    ),
-    IncidentField(
-        "timestamp", Kind.integer, "bigint", "Last change, Unix seconds (ACLED)",
-        select="extract(epoch FROM i.updated_at)::bigint", column=False, in_json=False,
-        acled="timestamp",
-    ),
-    IncidentField(
-        "created_at", Kind.datetime, "timestamptz", "First stored", nullable=False,
-    ),
-    IncidentField(
-        "updated_at", Kind.datetime, "timestamptz", "Last changed", queryable=True,
-        nullable=False,
-    ),
-    IncidentField(
-        "version", Kind.integer, "integer", "Increments on every change",
-        nullable=False,
-    ),
-    IncidentField(
-        "possible_duplicates", Kind.ids, "bigint[]",
-        "Ids of incidents within 2 km and 1 day, same event type, a shared actor, found when "
-        "this one was ingested; flagged, never merged",
-        select="i.possible_duplicates::text[]", nullable=False, csv=False,
-    ),
+    IncidentField("id", Kind.text, "bigint", "Server-assigned, opaque, stable", select="i.id::text", nullable=False),
+    IncidentField("external_id", Kind.text, "text", "Id in the source system (ACLED event_id_cnty, UCDP id); unique when set", write="optional", annotation=ExternalId, acled="event_id_cnty", queryable=Q),
+    IncidentField("event_date", Kind.date, "date", "Day the event happened (or began)", write="required", annotation=EventDate, acled="event_date", filter=Filter.dates, queryable=Q, nullable=False),
+    IncidentField("event_date_end", Kind.date, "date", "Last day of a multi-day event", write="optional", annotation=EventDate, queryable=Q),
+    IncidentField("year", Kind.integer, "integer", "Year of event_date", select="extract(year FROM i.event_date)::int", column=False, in_json=False, acled="year"),
+    IncidentField("time_precision", Kind.integer, "smallint", "1 day, 2 week, 3 month (ACLED)", write="optional", default=1, annotation=Precision, acled="time_precision", queryable=Q, nullable=False),
+    IncidentField("disorder_type", Kind.text, "text", "ACLED disorder type; derived from event_type", write="optional", annotation=DisorderType, acled="disorder_type", filter=Filter.taxonomy, queryable=Q),
+    IncidentField("event_type", Kind.text, "text", "ACLED event type (GET /v1/taxonomy)", write="required", annotation=EventType, acled="event_type", filter=Filter.taxonomy, queryable=Q, nullable=False),
+    IncidentField("sub_event_type", Kind.text, "text", "ACLED sub-event type of the event type", write="optional", annotation=SubEventType, acled="sub_event_type", filter=Filter.taxonomy, queryable=Q),
+    _actor("actor1", "Main actor"),
+    _actor("assoc_actor_1", "Associated with actor1"),
+    _actor("actor2", "Other main actor"),
+    _actor("assoc_actor_2", "Associated with actor2"),
+    IncidentField("civilian_targeting", Kind.boolean, "boolean", "Civilians were the target", write="optional", default=False, annotation=bool, acled="civilian_targeting", csv_select=_CIVILIAN_CSV, queryable=Q, nullable=False),
+    IncidentField("country_code", Kind.text, "text", "ISO 3166-1 alpha-3; from the point when not given", write="optional", annotation=CountryCode, acled="iso3", queryable=Q),
+    IncidentField("country", Kind.text, "text", "Country name; from the point when not given", write="optional", annotation=ShortText, acled="country", filter=Filter.country, queryable=Q),
+    IncidentField("admin1", Kind.text, "text", "First-level division (governorate, province)", write="optional", annotation=ShortText, acled="admin1", filter=Filter.names, queryable=Q),
+    IncidentField("admin2", Kind.text, "text", "Second-level division (district)", write="optional", annotation=ShortText, acled="admin2", filter=Filter.names, queryable=Q),
+    IncidentField("admin3", Kind.text, "text", "Third-level division", write="optional", annotation=ShortText, acled="admin3", queryable=Q),
+    IncidentField("location", Kind.text, "text", "Place name (resolved through the gazetteer when alone)", write="optional", annotation=ShortText, acled="location", queryable=Q),
+    IncidentField("latitude", Kind.number, "float8", "WGS84 latitude, degrees", select="ST_Y(i.geom)", column=False, write="optional", annotation=Latitude, acled="latitude", nullable=False),
+    IncidentField("longitude", Kind.number, "float8", "WGS84 longitude, degrees", select="ST_X(i.geom)", column=False, write="optional", annotation=Longitude, acled="longitude", nullable=False),
+    IncidentField("geo_precision", Kind.integer, "smallint", "1 exact, 2 near, 3 region (ACLED)", write="optional", annotation=Precision, acled="geo_precision", queryable=Q),
+    IncidentField("source", Kind.text, "text", "Sources, as ACLED lists them", write="optional", annotation=SourceText, acled="source", queryable=Q),
+    IncidentField("source_scale", Kind.text, "text", "ACLED source scale", write="optional", annotation=ShortText, acled="source_scale", queryable=Q),
+    IncidentField("sources", Kind.sources, "jsonb", "Structured sources: name, url, published", write="optional", default=[], annotation=SourceList, nullable=False, csv=False),
+    IncidentField("notes", Kind.text, "text", "Narrative; full-text searchable with `q`", write="optional", annotation=Notes, acled="notes", filter=Filter.text, queryable=Q),
+    IncidentField("fatalities", Kind.integer, "integer", "Best estimate of deaths", write="optional", default=0, annotation=Count, acled="fatalities", filter=Filter.minimum, queryable=Q, nullable=False),
+    IncidentField("fatalities_low", Kind.integer, "integer", "Low estimate of deaths", write="optional", annotation=Count, queryable=Q),
+    IncidentField("fatalities_high", Kind.integer, "integer", "High estimate of deaths", write="optional", annotation=Count, queryable=Q),
+    IncidentField("tags", Kind.tags, "text[]", "Free tags", write="optional", default=[], annotation=TagList, acled="tags", csv_select="array_to_string(i.tags, '; ')", nullable=False),
+    IncidentField("timestamp", Kind.integer, "bigint", "Last change, Unix seconds (ACLED)", select="extract(epoch FROM i.updated_at)::bigint", column=False, in_json=False, acled="timestamp"),
+    IncidentField("created_at", Kind.datetime, "timestamptz", "First stored", nullable=False),
+    IncidentField("updated_at", Kind.datetime, "timestamptz", "Last changed", queryable=Q, nullable=False),
+    IncidentField("version", Kind.integer, "integer", "Increments on every change", nullable=False),
+    IncidentField("possible_duplicates", Kind.ids, "bigint[]", _DUPLICATES, select="i.possible_duplicates::text[]", nullable=False, csv=False),
 )
 
 # Views of the registry the rest of the code imports (computed by `_derive`).

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.auth.deps import Writer
 from app.core.deps import DbDep, ReadConn, WriteConn
 from app.core.errors import dumps, problem_doc
-from app.core.http import etag, if_none_match_hits, parse_if_match, require_json
-from app.core.ids import ID_PATTERN, parse_id
-from app.core.pagination import Page, cursor_param, page_response
+from app.core.http import created, creates, etag, if_none_match_hits, parse_if_match, require_json
+from app.core.ids import IdPath, parse_id
+from app.core.pagination import Page, Paging, paging
 from app.incidents import bulk, service
 from app.incidents.enrich import enrich
 from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, RevisionOut
@@ -21,14 +21,6 @@ from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, Revisi
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 JSON = "application/json"
-REVISIONS = "rev"
-IncidentId = Annotated[
-    str,
-    Path(
-        description="The incident's id, as returned on create",
-        json_schema_extra={"pattern": ID_PATTERN},
-    ),
-]
 
 
 class RevisionPage(Page[RevisionOut]):
@@ -37,25 +29,20 @@ class RevisionPage(Page[RevisionOut]):
 
 @router.post(
     "",
-    status_code=201,
-    response_model=IncidentOut,
-    dependencies=[Depends(require_json)],
-    summary="Create an incident",
-    responses={
-        201: {"description": "Created; `Location` names the new incident"},
-        409: problem_doc("external_id already used"),
-    },
+    **creates(
+        IncidentOut,
+        "Create an incident",
+        responses={
+            201: {"description": "Created; `Location` names the new incident"},
+            409: problem_doc("external_id already used"),
+        },
+    ),
 )
 async def create_incident(incident: IncidentIn, conn: WriteConn, principal: Writer) -> Response:
     new_id, version, doc = await service.create_incident(
         conn, incident=await enrich(conn, incident), changed_by=principal.name
     )
-    return Response(
-        content=doc,
-        status_code=201,
-        media_type=JSON,
-        headers={"Location": f"/v1/incidents/{new_id}", "ETag": etag(version)},
-    )
+    return created(doc, f"/v1/incidents/{new_id}", ETag=etag(version))
 
 
 @router.get(
@@ -65,7 +52,7 @@ async def create_incident(incident: IncidentIn, conn: WriteConn, principal: Writ
     responses={304: {"description": "Not modified (If-None-Match)"}},
 )
 async def get_incident(
-    incident_id: IncidentId,
+    incident_id: IdPath,
     conn: ReadConn,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -86,7 +73,7 @@ async def get_incident(
     },
 )
 async def patch_incident(
-    incident_id: IncidentId,
+    incident_id: IdPath,
     patch: IncidentPatch,
     conn: WriteConn,
     principal: Writer,
@@ -111,7 +98,7 @@ async def patch_incident(
     responses={412: problem_doc("Stale If-Match")},
 )
 async def delete_incident(
-    incident_id: IncidentId,
+    incident_id: IdPath,
     conn: WriteConn,
     principal: Writer,
     if_match: Annotated[str | None, Header()] = None,
@@ -131,19 +118,18 @@ async def delete_incident(
     summary="Every version of an incident, with who changed what and when",
 )
 async def list_revisions(
-    incident_id: IncidentId,
-    request: Request,
+    incident_id: IdPath,
     conn: ReadConn,
-    after: Annotated[dict[str, Any] | None, Depends(cursor_param(REVISIONS))],
+    page: Annotated[Paging, Depends(paging("rev"))],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     docs, following = await service.list_revisions(
         conn,
         incident_id=parse_id(incident_id),
-        after_version=int((after or {}).get("v", 0)),
+        after_version=int((page.after or {}).get("v", 0)),
         limit=limit,
     )
-    return page_response(request, docs, kind=REVISIONS, next_payload=following)
+    return page.respond(docs, following)
 
 
 class BulkRowError(BaseModel):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 from app.core.geojson import PointGeometry
+from app.core.schemas import input_config
 from app.incidents.fields import (
     JSON_FIELDS,
     OPTIONAL_TEXT,
@@ -23,8 +24,6 @@ from app.incidents.fields import (
     Kind,
 )
 from app.taxonomy.data import EVENT_TYPES, canonical_sub_event_type, default_disorder_type
-
-_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 
 DARA_EXAMPLE: dict[str, Any] = {
     "external_id": "IRQ-DARA-2020-06",
@@ -60,7 +59,7 @@ class FieldErrors(ValueError):
 class IncidentFields(BaseModel):
     """What create and patch share: the point as GeoJSON, blank text as no value."""
 
-    model_config = _CONFIG
+    model_config = input_config()
 
     geometry: PointGeometry | None = Field(
         default=None, description="A GeoJSON Point; an alternative to latitude/longitude"
@@ -83,12 +82,7 @@ class IncidentRules(IncidentFields):
     """A new incident. The point is `latitude`+`longitude`, or `geometry`, or `location` alone
     (a place name resolved through the gazetteer)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [DARA_EXAMPLE]},
-    )
+    model_config = input_config(DARA_EXAMPLE)
 
     @model_validator(mode="after")
     def _consistent(self) -> IncidentRules:
@@ -134,12 +128,7 @@ class IncidentRules(IncidentFields):
 class IncidentPatchFields(IncidentFields):
     """Partial update: only the fields sent change; `null` clears an optional field."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [{"fatalities": 8, "notes": "Toll revised."}]},
-    )
+    model_config = input_config({"fatalities": 8, "notes": "Toll revised."})
 
 
 def _input_field(field: IncidentField, *, patch: bool) -> tuple[Any, Any]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.auth.deps import Writer
 from app.core.deps import ReadConn, WriteConn
 from app.core.errors import problem_doc
-from app.core.http import require_json
-from app.core.ids import ID_PATTERN, parse_id
+from app.core.http import created, creates
+from app.core.ids import IdPath, parse_id
 from app.core.pagination import fragments, json_body
 from app.places import service
 from app.places.schemas import PlaceIn, PlaceOut, PlacePage
@@ -43,25 +43,16 @@ async def search_places(
 
 
 @router.get("/{place_id}", response_model=PlaceOut, summary="One place")
-async def get_place(
-    conn: ReadConn,
-    place_id: Annotated[str, Path(max_length=30, json_schema_extra={"pattern": ID_PATTERN})],
-) -> Response:
+async def get_place(conn: ReadConn, place_id: IdPath) -> Response:
     doc = await service.get_place(conn, parse_id(place_id, what="place"))
     return Response(doc, media_type=JSON)
 
 
 @router.post(
     "",
-    status_code=201,
-    response_model=PlaceOut,
-    dependencies=[Depends(require_json)],
-    summary="Add a place to the gazetteer",
-    responses={201: {"description": "Created"}, 409: problem_doc("Conflict")},
+    **creates(PlaceOut, "Add a place to the gazetteer", responses={409: problem_doc("Conflict")}),
 )
 async def create_place(place: PlaceIn, conn: WriteConn, principal: Writer) -> Response:
     place_id = await service.create_place(conn, data=place.model_dump(), created_by=principal.name)
     doc = await service.get_place(conn, place_id)
-    return Response(
-        doc, status_code=201, media_type=JSON, headers={"Location": f"/v1/places/{place_id}"}
-    )
+    return created(doc, f"/v1/places/{place_id}")

@@ -2,32 +2,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from app.core.pagination import Page
+from app.core.schemas import input_config
 
 
 class PlaceIn(BaseModel):
     """A place to add to the gazetteer (e.g. a village GeoNames' packaged extract lacks)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "Jalawla",
-                    "alternate_names": ["Jalula", "جلولاء", "Celewla"],
-                    "latitude": 34.2726,
-                    "longitude": 45.1633,
-                    "country_code": "IQ",
-                    "admin1": "Diyala",
-                    "admin2": "Khanaqin District",
-                    "population": 60000,
-                }
-            ]
-        },
+    model_config = input_config(
+        {
+            "name": "Jalawla",
+            "alternate_names": ["Jalula", "جلولاء", "Celewla"],
+            "latitude": 34.2726,
+            "longitude": 45.1633,
+            "country_code": "IQ",
+            "admin1": "Diyala",
+            "admin2": "Khanaqin District",
+            "population": 60000,
+        }
     )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]

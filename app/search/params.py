@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from app.core.errors import Unprocessable, field_error
-from app.core.geojson import PolygonGeometry
+from app.core.geojson import KHANAQIN_POLYGON, PolygonGeometry
+from app.core.schemas import input_config
 from app.incidents.fields import FIELDS, Filter, IncidentField
 from app.search.filters import MAX_RADIUS_KM, RawFilter
 from app.taxonomy.data import (
@@ -335,23 +336,12 @@ filter_query.__signature__ = _query_signature()  # type: ignore[attr-defined]
 class _SearchBodyBase(BaseModel):
     """`POST /v1/incidents/search`: the query-string filters, plus a polygon."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "geometry": {
-                        "type": "Polygon",
-                        "coordinates": [
-                            [[45.0, 34.0], [45.8, 34.0], [45.8, 34.7], [45.0, 34.7], [45.0, 34.0]]
-                        ],
-                    },
-                    "start": "2020-01-01",
-                    "event_type": "Violence against civilians",
-                }
-            ]
-        },
+    model_config = input_config(
+        {
+            "geometry": KHANAQIN_POLYGON,
+            "start": "2020-01-01",
+            "event_type": "Violence against civilians",
+        }
     )
 
     geometry: PolygonGeometry | None = None

@@ -6,6 +6,7 @@ match streamed).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from app.core.config import Settings
+from app.core.db import Database
 from app.core.deps import DbDep, ReadConn, SettingsDep
 from app.core.errors import Unprocessable, field_error
 from app.core.http import require_json
@@ -83,19 +85,39 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _respond(
+@dataclass
+class Listing:
+    """How a list is asked for (everything but the filter), parsed once per request."""
+
+    request: Request
+    db: Database
+    settings: Settings
+    sort: Sort
+    fmt: OutputFormat | None
+    accept: str | None
+    limit: int | None
+    cursor: str | None
+
+
+async def listing(
     request: Request,
-    conn: asyncpg.Connection,
     db: DbDep,
-    settings: Settings,
-    raw: RawFilter,
-    *,
-    sort: Sort,
-    fmt: OutputFormat | None,
-    accept: str | None,
-    limit: int | None,
-    cursor: str | None,
-) -> Response:
+    settings: SettingsDep,
+    sort: SortParam = Sort.newest,
+    limit: LimitParam = None,
+    cursor: CursorParam = None,
+    format: FormatParam = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Listing:
+    return Listing(request, db, settings, sort, format, accept, limit, cursor)
+
+
+ListingDep = Annotated[Listing, Depends(listing)]
+
+
+async def _respond(conn: asyncpg.Connection, raw: RawFilter, listing: Listing) -> Response:
+    request, db, settings, sort = listing.request, listing.db, listing.settings, listing.sort
+    fmt, accept, limit, cursor = listing.fmt, listing.accept, listing.limit, listing.cursor
     output = negotiate(fmt, accept)
     if sort is Sort.distance and raw.near is None:
         raise Unprocessable(
@@ -173,32 +195,10 @@ async def _respond(
     summary="Search incidents",
     responses=LIST_RESPONSES,
 )
-async def list_incidents(
-    request: Request,
-    conn: ReadConn,
-    db: DbDep,
-    settings: SettingsDep,
-    raw: RawFilterDep,
-    sort: SortParam = Sort.newest,
-    limit: LimitParam = None,
-    cursor: CursorParam = None,
-    format: FormatParam = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Response:
+async def list_incidents(conn: ReadConn, raw: RawFilterDep, listing: ListingDep) -> Response:
     """Radius (`near`, `radius_km`), bbox, area, dates, types, actor, country, admin and
     full-text filters; keyset pages; JSON, GeoJSON, CSV or NDJSON."""
-    return await _respond(
-        request,
-        conn,
-        db,
-        settings,
-        raw,
-        sort=sort,
-        fmt=format,
-        accept=accept,
-        limit=limit,
-        cursor=cursor,
-    )
+    return await _respond(conn, raw, listing)
 
 
 @router.post(
@@ -208,29 +208,7 @@ async def list_incidents(
     summary="Search incidents inside a GeoJSON polygon (and every other filter)",
     responses=LIST_RESPONSES,
 )
-async def search_incidents(
-    body: SearchBody,
-    request: Request,
-    conn: ReadConn,
-    db: DbDep,
-    settings: SettingsDep,
-    sort: SortParam = Sort.newest,
-    limit: LimitParam = None,
-    cursor: CursorParam = None,
-    format: FormatParam = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Response:
+async def search_incidents(body: SearchBody, conn: ReadConn, listing: ListingDep) -> Response:
     """The same search as GET /v1/incidents, with a Polygon/MultiPolygon `geometry` in the body.
     Paging: send the same body with `cursor` from `next_cursor` in the query string."""
-    return await _respond(
-        request,
-        conn,
-        db,
-        settings,
-        body.to_raw(),
-        sort=sort,
-        fmt=format,
-        accept=accept,
-        limit=limit,
-        cursor=cursor,
-    )
+    return await _respond(conn, body.to_raw(), listing)

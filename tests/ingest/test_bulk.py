@@ -245,3 +245,88 @@ async def test_possible_duplicates_are_flagged_not_merged(
 async def test_read_key_cannot_bulk(client: httpx.AsyncClient, read_key: str) -> None:
     resp = await post(client, {"Authorization": f"Bearer {read_key}"}, "[]", "application/json")
     assert resp.status_code == 403
+
+
+async def test_nested_features_keys_are_data(
+    client: httpx.AsyncClient, writer: dict[str, str]
+) -> None:
+    """Only the FeatureCollection's own `features` is the array of rows: a `features` key
+    earlier in the document (in a foreign member, or inside a feature) is data."""
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [45.39, 34.35]},
+        "properties": {
+            **{k: v for k, v in incident(external_id="NEST1").items() if k not in
+               ("latitude", "longitude")},
+            "tags": ["features"],
+        },
+    }
+    fc = {
+        "type": "FeatureCollection",
+        "metadata": {"features": [{"type": "Feature", "properties": {"event_type": "nope"}}]},
+        "features": [feature],
+    }
+    resp = await post(client, writer, json.dumps(fc), "application/geo+json")
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["received"], resp.json()["inserted"], resp.json()["failed"]) == (1, 1, 0)
+    assert (await by_external_id(client, "NEST1"))["tags"] == ["features"]
+    no_array = {"type": "FeatureCollection", "metadata": {"features": []}}
+    resp = await post(client, writer, json.dumps(no_array), "application/geo+json")
+    assert resp.status_code == 400 and "features" in resp.json()["detail"]
+
+
+# Incidents missing what enrichment fills in: the point alone; a country name; an alpha-2
+# code; a country other than the point's (admin-1 must not come from the point's country).
+ENRICHED = [
+    {"latitude": 34.35, "longitude": 45.39},
+    {"latitude": 34.35, "longitude": 45.39, "country": "Iraq"},
+    {"latitude": 36.2, "longitude": 37.15, "country_code": "SY"},
+    {"latitude": 34.35, "longitude": 45.39, "country": "Syria"},
+    {"latitude": 34.35, "longitude": 45.39, "country_code": "IRN", "admin2": "Qasr-e Shirin"},
+]
+
+
+async def test_single_and_bulk_writes_fill_in_the_same_fields(
+    client: httpx.AsyncClient, writer: dict[str, str], db: asyncpg.Connection
+) -> None:
+    base = {"event_date": "2021-03-04", "event_type": "Battles", "actor1": "Test actor"}
+    for n, extra in enumerate(ENRICHED):
+        single = await client.post(
+            "/v1/incidents", json={**base, **extra, "external_id": f"ENR-S{n}"}, headers=writer
+        )
+        assert single.status_code == 201, single.text
+    ndjson = "".join(
+        json.dumps({**base, **extra, "external_id": f"ENR-B{n}"}) + "\n"
+        for n, extra in enumerate(ENRICHED)
+    )
+    resp = await post(client, writer, ndjson, "application/x-ndjson")
+    assert resp.json()["inserted"] == len(ENRICHED), resp.text
+    columns = "country, country_code, admin1, admin2, geo_precision, disorder_type"
+    for n in range(len(ENRICHED)):
+        rows = await db.fetch(
+            f"SELECT external_id, {columns} FROM incidents WHERE external_id = ANY($1) "
+            "ORDER BY external_id",
+            [f"ENR-B{n}", f"ENR-S{n}"],
+        )
+        bulk_row, single_row = (dict(r) for r in rows)
+        bulk_row.pop("external_id"), single_row.pop("external_id")
+        assert bulk_row == single_row, (ENRICHED[n], bulk_row, single_row)
+    filled = {
+        r["external_id"]: dict(r)
+        for r in await db.fetch(
+            f"SELECT external_id, {columns} FROM incidents WHERE external_id LIKE 'ENR-S%'"
+        )
+    }
+    assert (filled["ENR-S0"]["country_code"], filled["ENR-S0"]["admin1"]) == ("IRQ", "Diyala")
+    assert filled["ENR-S2"]["country_code"] == "SYR" and filled["ENR-S2"]["country"]
+    assert filled["ENR-S3"]["admin1"] is None  # Diyala is not in Syria
+    bad = await client.post(
+        "/v1/incidents", json={**base, **ENRICHED[0], "country_code": "QQ"}, headers=writer
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "country_code"
+    resp = await post(
+        client, writer, json.dumps({**base, **ENRICHED[0], "country_code": "QQ"}) + "\n",
+        "application/x-ndjson",
+    )
+    assert resp.json()["failed"] == 1
+    assert resp.json()["errors"][0]["errors"][0]["field"] == "country_code"
