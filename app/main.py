@@ -22,6 +22,7 @@ from app.core.errors import COMMON_PROBLEMS, install_error_handlers
 from app.core.middleware import BodyLimitMiddleware, ResponseMiddleware
 from app.health.router import router as health_router
 from app.incidents.router import router as incidents_router
+from app.ogc.router import router as ogc_router
 from app.places.router import router as places_router
 from app.search.router import router as incident_search_router
 from app.stats.rollups import compact_forever
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(tiles_router)
     v1.include_router(taxonomy_router)
     app.include_router(v1)
+    app.include_router(ogc_router)
     app.include_router(health_router)
     app.include_router(web_router)
     mount_assets(app)

@@ -80,6 +80,26 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "cell_km": 25,
     },
     "tile": {"path": "/v1/tiles/8/160/101.mvt", "filter": {}, "tile": (8, 160, 101)},
+    "ogc-bbox": {
+        "path": "/ogc/collections/incidents/items?bbox=44.5,33.5,46.0,35.0&limit=100",
+        "ogc": {"bbox": "44.5,33.5,46.0,35.0", "limit": "100"},
+        "peer": "/collections/public.incidents/items?bbox=44.5,33.5,46.0,35.0&limit=100",
+    },
+    "ogc-cql": {
+        "path": "/ogc/collections/incidents/items?bbox=44.5,33.5,46.0,35.0&limit=100"
+        "&filter=event_type%20%3D%20%27Battles%27%20AND%20fatalities%20%3E%202",
+        "ogc": {
+            "bbox": "44.5,33.5,46.0,35.0",
+            "limit": "100",
+            "filter": "event_type = 'Battles' AND fatalities > 2",
+        },
+        "peer": "/collections/public.incidents/items?bbox=44.5,33.5,46.0,35.0&limit=100"
+        "&filter=event_type%20%3D%20%27Battles%27%20AND%20fatalities%20%3E%202",
+    },
+    "ogc-item": {
+        "path": "/ogc/collections/incidents/items/{id}",
+        "peer": "/collections/public.incidents/items/{id}",
+    },
 }
 
 WRK_LINE = re.compile(r"Requests/sec:\s+([\d.]+)")
@@ -118,6 +138,31 @@ def start_server(database_url: str, port: int, workers: int) -> subprocess.Popen
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def start_tipg(python: str, database_url: str, port: int) -> subprocess.Popen[bytes]:
+    """tipg (a peer OGC API - Features server) on the same database, for comparison."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TIPG_DB_SCHEMAS": '["public"]',
+        "TIPG_DB_TABLES": '["incidents"]',
+        "TIPG_MAX_FEATURES_PER_QUERY": "10000",
+    }
+    proc = subprocess.Popen(
+        [python, "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env,
+        start_new_session=True,
+    )
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/collections", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("tipg did not start")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -161,6 +206,26 @@ async def floor_sql(
         from app.incidents.service import GET_SQL
 
         return GET_SQL, [sample_id]
+    if name == "ogc-item":
+        from app.ogc.router import FEATURE_SQL
+
+        return FEATURE_SQL, [sample_id]
+    if "ogc" in spec:
+        from app.ogc.params import parse_items_query, raw_filter
+        from app.ogc.router import _feature_doc
+
+        query = parse_items_query(spec["ogc"], list(spec["ogc"]))
+        f = await resolve_filter(conn, raw_filter(query))
+        f.conditions = query.conditions
+        sql, values, _ = build_query(
+            f,
+            sort=Sort.newest,
+            fmt=OutputFormat.geojson,
+            after=None,
+            limit=query.limit + 1,
+            doc=_feature_doc,
+        )
+        return sql, values
     params = dict(spec.get("filter", {}))
     for key in ("start", "end"):
         if key in params:
@@ -274,6 +339,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--scenarios", default=",".join([*SCENARIOS, "export"]))
+    parser.add_argument(
+        "--peer-tipg",
+        metavar="PYTHON",
+        help="a Python with tipg installed (pip install tipg==1.6.1 uvicorn in a venv of its "
+        "own): the OGC scenarios also run against tipg on the same table",
+    )
     args = parser.parse_args()
     ensure_wrk()
     chosen = args.scenarios.split(",")
@@ -300,6 +371,7 @@ def main() -> None:
 
     sample_id, sqls = asyncio.run(prepare())
     servers: dict[int, subprocess.Popen[bytes]] = {}
+    peer = start_tipg(args.peer_tipg, args.database_url, args.port + 9) if args.peer_tipg else None
     try:
         for name in chosen:
             if name == "export":
@@ -319,6 +391,16 @@ def main() -> None:
             floor_rps = asyncio.run(
                 floor(args.database_url, sql, values, args.seconds, args.connections)
             )
+            peer_rps = None
+            if peer is not None and "peer" in spec:
+                peer_url = f"http://127.0.0.1:{args.port + 9}" + spec["peer"].replace(
+                    "{id}", str(sample_id)
+                )
+                check = httpx.get(peer_url, timeout=120)
+                assert check.status_code == 200, (peer_url, check.text[:300])
+                wrk(peer_url, 3, args.connections, 2)
+                peer_rps, _, _, peer_out = wrk(peer_url, args.seconds, args.connections, 2)
+                raw_log.write(f"## tipg {name} {peer_url}\n{peer_out}\n")
             rows.append(
                 (
                     name,
@@ -330,6 +412,7 @@ def main() -> None:
                     len(response.content),
                     rss,
                     workers,
+                    peer_rps,
                 )
             )
             raw_log.write(f"## {name} {url}\n{out}\nfloor {floor_rps:.1f} q/s\n\n")
@@ -342,20 +425,26 @@ def main() -> None:
     finally:
         for proc in servers.values():
             stop_server(proc)
+        if peer is not None:
+            stop_server(peer)
     header = (
         f"{'scenario':<14}{'API req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'floor q/s':>11}"
         f"{'API/floor':>10}{'bytes':>10}{'RSS MB':>8}{'workers':>8}"
+        + (f"{'tipg req/s':>11}{'API/tipg':>9}" if peer is not None else "")
     )
     lines = [
         f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"wrk -t2 -c{args.connections} -d{args.seconds}s after 3 s warm-up",
         header,
     ]
-    for name, rps, p50, p99, floor_rps, ratio, size, rss, workers in rows:
-        lines.append(
+    for name, rps, p50, p99, floor_rps, ratio, size, rss, workers, peer_rps in rows:
+        line = (
             f"{name:<14}{rps:>10.1f}{p50:>9.2f}{p99:>9.2f}{floor_rps:>11.1f}"
             f"{ratio:>10.2f}{size:>10}{rss:>8.0f}{workers:>8}"
         )
+        if peer_rps is not None:
+            line += f"{peer_rps:>11.1f}{rps / peer_rps if peer_rps else 0:>9.1f}"
+        lines.append(line)
     if "export" in chosen:
         lines.append(
             f"export csv bbox=44,33,46,35: {exp['mb']:.1f} MB in {exp['seconds']:.1f}s "

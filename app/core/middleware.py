@@ -153,7 +153,7 @@ class ResponseMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.extend(SECURITY_HEADERS)
-                if add_csp:
+                if add_csp and not any(k == API_CSP[0] for k, _ in headers):
                     headers.append(API_CSP)
                 message["headers"] = headers
             await send(message)

@@ -5,10 +5,26 @@ from __future__ import annotations
 from app.incidents.fields import JSON_FIELDS, WRITABLE_COLUMNS
 
 
-def incident_json(extra: dict[str, str] | None = None) -> str:
-    """One incident as a JSON object built by PostgreSQL (alias `i`), plus `extra` keys."""
-    pairs = [(f.name, f.sql) for f in JSON_FIELDS] + list((extra or {}).items())
+def incident_json(
+    extra: dict[str, str] | None = None, exclude: tuple[str, ...] = ()
+) -> str:
+    """One incident as a JSON object built by PostgreSQL (alias `i`), without the `exclude`d
+    fields, plus `extra` keys."""
+    pairs = [(f.name, f.sql) for f in JSON_FIELDS if f.name not in exclude]
+    pairs += list((extra or {}).items())
     return "json_build_object(" + ", ".join(f"'{name}', {sql}" for name, sql in pairs) + ")"
+
+
+# A GeoJSON Feature (RFC 7946: `[lon, lat]`): the id and the point outside, the rest inside.
+FEATURE_PROPERTIES = incident_json(exclude=("id", "latitude", "longitude"))
+
+
+def feature_json(properties: str = FEATURE_PROPERTIES) -> str:
+    return (
+        "json_build_object('type', 'Feature', 'id', i.id::text, 'geometry', "
+        "json_build_object('type', 'Point', 'coordinates', "
+        f"json_build_array(ST_X(i.geom), ST_Y(i.geom))), 'properties', {properties})"
+    )
 
 
 INCIDENT_JSON = incident_json()

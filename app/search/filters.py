@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,6 +81,10 @@ class SearchFilter:
     country_names: list[str] = field(default_factory=list)
     actor_pattern: str | None = None
     actor_groups: list[dict[str, Any]] = field(default_factory=list)
+    # Further conditions in SQL, written into the WHERE with the query's parameters (e.g. an
+    # OGC API CQL2 filter); `described` echoes them in `meta`.
+    conditions: list[Callable[[Any], str]] = field(default_factory=list)
+    described: dict[str, Any] = field(default_factory=dict)
 
     def between(self, start: dt.date | None, end: dt.date | None) -> SearchFilter:
         return replace(self, raw=self.raw.between(start, end))
@@ -102,6 +107,7 @@ class SearchFilter:
             "actor": bool(raw.actors),
             "country": bool(raw.countries),
             "q": bool(raw.q),
+            "conditions": bool(self.conditions),
         }
         names = {name for name, on in present.items() if on}
         names.update(name for name, values in raw.values.items() if values)
@@ -141,4 +147,5 @@ class SearchFilter:
             applied[f"min_{name}"] = minimum
         if raw.q:
             applied["q"] = raw.q
+        applied.update(self.described)
         return applied

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.incidents.fields import CSV_FIELDS
-from app.incidents.sql import incident_json
+from app.incidents.sql import feature_json, incident_json
 from app.search.filters import OutputFormat
 
 MEDIA_TYPES = {
@@ -48,14 +48,8 @@ def incident_doc_sql(distance_sql: str | None) -> str:
 
 
 def feature_doc_sql(distance_sql: str | None) -> str:
-    """A GeoJSON Feature (RFC 7946: `[lon, lat]`) with the incident as properties."""
-    return (
-        "json_build_object('type', 'Feature', 'id', i.id::text, 'geometry', "
-        "json_build_object('type', 'Point', 'coordinates', "
-        "json_build_array(ST_X(i.geom), ST_Y(i.geom))), 'properties', "
-        + incident_doc_sql(distance_sql)
-        + ")"
-    )
+    """A GeoJSON Feature (RFC 7946: `[lon, lat]`) with the whole incident as properties."""
+    return feature_json(incident_doc_sql(distance_sql))
 
 
 # ACLED's column names first (same meaning), then ours: from the field registry.

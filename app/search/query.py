@@ -91,6 +91,7 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
         clauses.append(
             f"{a}.notes_tsv @@ websearch_to_tsquery('english'::regconfig, {p.add(raw.q)})"
         )
+    clauses += [condition(p) for condition in f.conditions]
     return Where(clauses=clauses, params=p, distance_sql=distance_sql)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +33,16 @@ class Page:
     searched_radius_m: float | None = None
 
 
-def _select_sql(fmt: OutputFormat, distance_sql: str | None) -> str:
-    if fmt is OutputFormat.csv:
+# Builds one row's JSON document from the distance expression (None without `near`).
+DocSQL = Callable[[str | None], str]
+
+
+def _select_sql(fmt: OutputFormat, distance_sql: str | None, doc: DocSQL | None) -> str:
+    if fmt is OutputFormat.csv and doc is None:
         return csv_select_sql(distance_sql)
-    doc = (
-        feature_doc_sql(distance_sql)
-        if fmt is OutputFormat.geojson
-        else incident_doc_sql(distance_sql)
-    )
-    return f"({doc})::text AS doc"
+    if doc is None:
+        doc = feature_doc_sql if fmt is OutputFormat.geojson else incident_doc_sql
+    return f"({doc(distance_sql)})::text AS doc"
 
 
 def build_query(
@@ -51,7 +52,9 @@ def build_query(
     fmt: OutputFormat,
     after: dict[str, Any] | None,
     limit: int | None,
+    doc: DocSQL | None = None,
 ) -> tuple[str, list[Any], Order]:
+    """The page's SQL; `doc` replaces the format's document (e.g. OGC API features)."""
     where = build_where(f)
     order = order_for(sort, where.distance_sql)
     clauses = list(where.clauses)
@@ -61,7 +64,7 @@ def build_query(
     if where.distance_sql is not None:
         keys += f", {where.distance_sql} AS k_distance"
     sql = (
-        f"SELECT {_select_sql(fmt, where.distance_sql)}, {keys} "  # noqa: S608 (placeholders only)
+        f"SELECT {_select_sql(fmt, where.distance_sql, doc)}, {keys} "  # noqa: S608 (placeholders only)
         f"FROM incidents i WHERE {' AND '.join(clauses)} ORDER BY {order.order_by}"
     )
     if limit is not None:
@@ -77,23 +80,33 @@ async def fetch_page(
     fmt: OutputFormat,
     after: dict[str, Any] | None,
     limit: int,
+    doc: DocSQL | None = None,
 ) -> Page:
     if f.nearest_first():
-        return await _nearest(conn, f, fmt=fmt, limit=limit)
-    sql, params, order = build_query(f, sort=sort, fmt=fmt, after=after, limit=limit + 1)
+        return await _nearest(conn, f, fmt=fmt, limit=limit, doc=doc)
+    sql, params, order = build_query(
+        f, sort=sort, fmt=fmt, after=after, limit=limit + 1, doc=doc
+    )
     rows = await conn.fetch(sql, *params)
     return Page(rows=rows[:limit], more=len(rows) > limit, order=order)
 
 
 async def _nearest(
-    conn: asyncpg.Connection, f: SearchFilter, *, fmt: OutputFormat, limit: int
+    conn: asyncpg.Connection,
+    f: SearchFilter,
+    *,
+    fmt: OutputFormat,
+    limit: int,
+    doc: DocSQL | None = None,
 ) -> Page:
     rows: list[asyncpg.Record] = []
     order: Order | None = None
     radius = KNN_RADII_M[-1]
     for radius in KNN_RADII_M:
         f.radius_m = radius
-        sql, params, order = build_query(f, sort=Sort.distance, fmt=fmt, after=None, limit=limit)
+        sql, params, order = build_query(
+            f, sort=Sort.distance, fmt=fmt, after=None, limit=limit, doc=doc
+        )
         rows = await conn.fetch(sql, *params)
         if len(rows) >= limit:
             break

@@ -66,6 +66,8 @@ SAFE_NAMES = {
     "inside",
     "cut",
     "country",  # a column expression chosen in code (attribute_clauses)
+    "edge",  # a Where from build_where: placeholders only
+    "feature_json",  # the Feature expression built from the field registry
 }
 
 
