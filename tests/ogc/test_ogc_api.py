@@ -280,7 +280,7 @@ async def test_cql2_filters_match_a_direct_query(
         expected = sorted(
             str(r["id"])
             for r in await db.fetch(
-                f"SELECT id FROM incidents WHERE deleted_at IS NULL AND ({sql})"  # noqa: S608
+                f"SELECT id FROM incidents WHERE deleted_at IS NULL AND ({sql})"
             )
         )
         got = await matching(client, ITEMS, limit=1000, filter=expression)
