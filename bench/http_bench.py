@@ -146,7 +146,6 @@ def start_tipg(python: str, database_url: str, port: int) -> subprocess.Popen[by
         **os.environ,
         "DATABASE_URL": database_url,
         "TIPG_DB_SCHEMAS": '["public"]',
-        "TIPG_DB_TABLES": '["incidents"]',
         "TIPG_MAX_FEATURES_PER_QUERY": "10000",
     }
     proc = subprocess.Popen(

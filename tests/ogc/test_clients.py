@@ -93,7 +93,9 @@ def test_owslib_reads_every_page(live_server: str, incidents_for_clients: list[i
     assert {f["properties"]["external_id"] for f in filtered["features"]} == expected_battles
 
 
-@pytest.mark.skipif(shutil.which("ogr2ogr") is None, reason="gdal-bin (scripts/test.sh installs it)")
+@pytest.mark.skipif(
+    shutil.which("ogr2ogr") is None, reason="gdal-bin (scripts/test.sh installs it)"
+)
 def test_gdal_ogr2ogr_reads_every_page(
     live_server: str, incidents_for_clients: list[int], tmp_path: Path
 ) -> None:

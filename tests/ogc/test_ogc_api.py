@@ -249,7 +249,9 @@ async def test_cql2_filters_match_a_direct_query(
 ) -> None:
     cases = {
         "event_type = 'Battles' AND fatalities > 2": "event_type = 'Battles' AND fatalities > 2",
-        "fatalities >= 3 OR event_type <> 'Protests'": "fatalities >= 3 OR event_type <> 'Protests'",
+        "fatalities >= 3 OR event_type <> 'Protests'": (
+            "fatalities >= 3 OR event_type <> 'Protests'"
+        ),
         "NOT (fatalities = 0)": "NOT (fatalities = 0)",
         "location LIKE 'Place 1%'": "location LIKE 'Place 1%'",
         "CASEI(admin1) = casei('DIYALA')": "lower(admin1) = 'diyala'",
