@@ -164,9 +164,43 @@ def start_tipg(python: str, database_url: str, port: int) -> subprocess.Popen[by
     raise RuntimeError("tipg did not start")
 
 
+def run_peer(args: Any, spec: dict[str, Any], sample_id: int, log: Any, name: str) -> float:
+    """The scenario against tipg, started for it and stopped after, its queries cancelled
+    (tipg counts every page; queued counts would otherwise run on into the next scenario)."""
+    port = args.port + 9
+    proc = start_tipg(args.peer_tipg, args.database_url, port)
+    try:
+        url = f"http://127.0.0.1:{port}" + spec["peer"].replace("{id}", str(sample_id))
+        check = httpx.get(url, timeout=120)
+        assert check.status_code == 200, (url, check.text[:300])
+        wrk(url, 3, args.connections, 2)
+        rps, _, _, out = wrk(url, args.seconds, args.connections, 2)
+        log.write(f"## tipg {name} {url}\n{out}\n")
+        return rps
+    finally:
+        stop_server(proc)
+
+        async def cancel() -> None:
+            conn = await asyncpg.connect(args.database_url)
+            try:
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND application_name <> 'conflict-incidents'"
+                )
+            finally:
+                await conn.close()
+
+        asyncio.run(cancel())
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # a peer still busy with queued queries
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def worker_rss_mb(proc: subprocess.Popen[bytes]) -> float:
@@ -370,7 +404,6 @@ def main() -> None:
 
     sample_id, sqls = asyncio.run(prepare())
     servers: dict[int, subprocess.Popen[bytes]] = {}
-    peer = start_tipg(args.peer_tipg, args.database_url, args.port + 9) if args.peer_tipg else None
     try:
         for name in chosen:
             if name == "export":
@@ -391,15 +424,8 @@ def main() -> None:
                 floor(args.database_url, sql, values, args.seconds, args.connections)
             )
             peer_rps = None
-            if peer is not None and "peer" in spec:
-                peer_url = f"http://127.0.0.1:{args.port + 9}" + spec["peer"].replace(
-                    "{id}", str(sample_id)
-                )
-                check = httpx.get(peer_url, timeout=120)
-                assert check.status_code == 200, (peer_url, check.text[:300])
-                wrk(peer_url, 3, args.connections, 2)
-                peer_rps, _, _, peer_out = wrk(peer_url, args.seconds, args.connections, 2)
-                raw_log.write(f"## tipg {name} {peer_url}\n{peer_out}\n")
+            if args.peer_tipg and "peer" in spec:
+                peer_rps = run_peer(args, spec, sample_id, raw_log, name)
             rows.append(
                 (
                     name,
@@ -424,12 +450,10 @@ def main() -> None:
     finally:
         for proc in servers.values():
             stop_server(proc)
-        if peer is not None:
-            stop_server(peer)
     header = (
         f"{'scenario':<14}{'API req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'floor q/s':>11}"
         f"{'API/floor':>10}{'bytes':>10}{'RSS MB':>8}{'workers':>8}"
-        + (f"{'tipg req/s':>11}{'API/tipg':>9}" if peer is not None else "")
+        + (f"{'tipg req/s':>11}{'API/tipg':>9}" if args.peer_tipg else "")
     )
     lines = [
         f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
