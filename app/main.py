@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.acled.router import router as acled_router
 from app.actors.router import router as actors_router
 from app.areas.router import router as areas_router
 from app.auth.deps import guard
 from app.auth.ratelimit import RateLimiter
 from app.changes.router import router as changes_router
+from app.core import logs
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import COMMON_PROBLEMS, install_error_handlers
@@ -48,6 +50,7 @@ Place data: GeoNames (CC BY 4.0). Taxonomy: ACLED Codebook.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper())
+    logs.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(taxonomy_router)
     app.include_router(v1)
     app.include_router(ogc_router)
+    app.include_router(acled_router)
     app.include_router(health_router)
     app.include_router(web_router)
     mount_assets(app)

@@ -96,6 +96,20 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "peer": "/collections/public.incidents/items?bbox=44.5,33.5,46.0,35.0&limit=100"
         "&filter=event_type%20%3D%20%27Battles%27%20AND%20fatalities%20%3E%202",
     },
+    "acled-country-month": {
+        "path": "/api/acled/read?country=Iraq&event_date=2024-06-01%7C2024-06-30"
+        "&event_date_where=BETWEEN&limit=5000",
+        "acled": {"country": "Iraq", "event_date": "2024-06-01|2024-06-30",
+                  "event_date_where": "BETWEEN"},
+        "limit": 5000,
+        "page": 1,
+    },
+    "acled-page-20": {
+        "path": "/api/acled/read?limit=500&page=20",
+        "acled": {},
+        "limit": 500,
+        "page": 20,
+    },
     "ogc-item": {
         "path": "/ogc/collections/incidents/items/{id}",
         "peer": "/collections/public.incidents/items/{id}",
@@ -243,6 +257,16 @@ async def floor_sql(
         from app.ogc.router import FEATURE_SQL
 
         return FEATURE_SQL, [sample_id]
+    if "acled" in spec:
+        from app.acled import service as acled
+        from app.acled.filters import parse_query
+
+        query = parse_query(spec["acled"])
+        f = await acled.search_filter(conn, query)
+        names = acled.fields_of(None)
+        key = acled.fingerprint(query, names, spec["limit"])
+        after = await acled.page_start(conn, f, key, spec["page"], spec["limit"])
+        return acled._query(f, names, False, False, after=after, limit=spec["limit"])
     if "ogc" in spec:
         from app.ogc.params import parse_items_query, raw_filter
         from app.ogc.router import _feature_doc

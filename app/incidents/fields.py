@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
 
 from app.taxonomy.data import (
     DISORDER_TYPES,
@@ -173,6 +173,31 @@ _DUPLICATES = (
 )
 Q = True  # queryable (OGC API, ACLED API)
 
+# ACLED's actor types ("inter" codes); files may carry the labels instead of the numbers.
+INTER_LABELS = {
+    0: "",
+    1: "State forces",
+    2: "Rebel group",
+    3: "Political militia",
+    4: "Identity militia",
+    5: "Rioters",
+    6: "Protesters",
+    7: "Civilians",
+    8: "External/Other forces",
+}
+_INTER_BY_LABEL = {label.lower(): code for code, label in INTER_LABELS.items() if label}
+_INTER_DOC = ", ".join(f"{code} {label}" for code, label in INTER_LABELS.items() if code)
+
+
+def _inter_code(value: Any) -> Any:
+    """An ACLED actor type as its code: `2`, `"2"` or `"Rebel group"`."""
+    if isinstance(value, str) and value.strip().lower() in _INTER_BY_LABEL:
+        return _INTER_BY_LABEL[value.strip().lower()]
+    return value
+
+
+InterCode = Annotated[int, Field(ge=0, le=8), BeforeValidator(_inter_code)]
+
 # One line per field. Order: JSON order; CSV has ACLED's columns first, then ours.
 FIELDS: tuple[IncidentField, ...] = (
     IncidentField("id", Kind.text, "bigint", "Server-assigned, opaque, stable", select="i.id::text", nullable=False),
@@ -186,8 +211,10 @@ FIELDS: tuple[IncidentField, ...] = (
     IncidentField("sub_event_type", Kind.text, "text", "ACLED sub-event type of the event type", write="optional", annotation=SubEventType, acled="sub_event_type", filter=Filter.taxonomy, queryable=Q),
     _actor("actor1", "Main actor"),
     _actor("assoc_actor_1", "Associated with actor1"),
+    IncidentField("inter1", Kind.integer, "smallint", "ACLED actor type of actor1: " + _INTER_DOC, write="optional", annotation=InterCode, acled="inter1", queryable=Q),
     _actor("actor2", "Other main actor"),
     _actor("assoc_actor_2", "Associated with actor2"),
+    IncidentField("inter2", Kind.integer, "smallint", "ACLED actor type of actor2 (0: none)", write="optional", annotation=InterCode, acled="inter2", queryable=Q),
     IncidentField("civilian_targeting", Kind.boolean, "boolean", "Civilians were the target", write="optional", default=False, annotation=bool, acled="civilian_targeting", csv_select=_CIVILIAN_CSV, queryable=Q, nullable=False),
     IncidentField("country_code", Kind.text, "text", "ISO 3166-1 alpha-3; from the point when not given", write="optional", annotation=CountryCode, acled="iso3", queryable=Q),
     IncidentField("country", Kind.text, "text", "Country name; from the point when not given", write="optional", annotation=ShortText, acled="country", filter=Filter.country, queryable=Q),

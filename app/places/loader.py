@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from app.places.sources import PlaceRecord, country_names
+from app.places.sources import PlaceRecord, country_facts, country_names
 
 STAGING_DDL = """
 CREATE TEMP TABLE staging_places (
@@ -71,9 +71,10 @@ ON CONFLICT DO NOTHING
 """
 
 COUNTRIES_SQL = """
-INSERT INTO countries (iso_a2, iso_a3, name)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-ON CONFLICT (iso_a2) DO UPDATE SET iso_a3 = EXCLUDED.iso_a3, name = EXCLUDED.name
+INSERT INTO countries (iso_a2, iso_a3, name, iso_n3, acled_region)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::smallint[])
+ON CONFLICT (iso_a2) DO UPDATE SET iso_a3 = EXCLUDED.iso_a3, name = EXCLUDED.name,
+    iso_n3 = EXCLUDED.iso_n3, acled_region = EXCLUDED.acled_region
 """
 
 # Above this many rows it is faster to drop the trigram index and build it again.
@@ -108,8 +109,16 @@ def _tuples(records: Iterable[PlaceRecord]) -> Iterator[tuple[object, ...]]:
 
 async def load_countries(conn: asyncpg.Connection) -> int:
     names = country_names()
+    facts = country_facts()
     a2 = list(names)
-    await conn.execute(COUNTRIES_SQL, a2, [names[c][0] for c in a2], [names[c][1] for c in a2])
+    await conn.execute(
+        COUNTRIES_SQL,
+        a2,
+        [names[c][0] for c in a2],
+        [names[c][1] for c in a2],
+        [facts.get(c, (None, None))[0] for c in a2],
+        [facts.get(c, (None, None))[1] for c in a2],
+    )
     return len(a2)
 
 

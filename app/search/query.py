@@ -153,6 +153,8 @@ def order_for(sort: Sort, distance_sql: str | None, alias: str = "i") -> Order:
         return Order(sort, f"{a}.fatalities DESC, {a}.id DESC", ("fatalities", "id"))
     if sort is Sort.distance and distance_sql is not None:
         return Order(sort, f"{distance_sql} ASC, {a}.id ASC", ("distance", "id"))
+    if sort is Sort.stored:
+        return Order(sort, f"{a}.id ASC", ("id",))
     return Order(Sort.newest, f"{a}.event_date DESC, {a}.id DESC", ("event_date", "id"))
 
 
@@ -169,5 +171,7 @@ def keyset_clause(
         return f"({a}.fatalities, {a}.id) < ({p.add(int(after['fatalities']))}, {p.add(last_id)})"
     if order.sort is Sort.distance and distance_sql is not None:
         return f"({distance_sql}, {a}.id) > ({p.add(float(after['distance']))}, {p.add(last_id)})"
+    if order.sort is Sort.stored:
+        return f"{a}.id > {p.add(last_id)}"
     date = dt.date.fromisoformat(after["event_date"])
     return f"({a}.event_date, {a}.id) < ({p.add(date)}, {p.add(last_id)})"

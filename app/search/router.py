@@ -56,7 +56,10 @@ class IncidentPage(Page[IncidentOut]):
 
 SortParam = Annotated[
     Sort,
-    Query(description="-event_date (default), event_date, -fatalities, distance (with near)"),
+    Query(
+        description="-event_date (default), event_date, -fatalities, distance (with near), "
+        "id (storage order: incidents added later come last, so pages never shift)"
+    ),
 ]
 FormatParam = Annotated[
     OutputFormat | None,

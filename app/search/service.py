@@ -37,7 +37,11 @@ class Page:
 DocSQL = Callable[[str | None], str]
 
 
-def _select_sql(fmt: OutputFormat, distance_sql: str | None, doc: DocSQL | None) -> str:
+def _select_sql(
+    fmt: OutputFormat, distance_sql: str | None, doc: DocSQL | None, select: str | None
+) -> str:
+    if select is not None:
+        return select
     if fmt is OutputFormat.csv and doc is None:
         return csv_select_sql(distance_sql)
     if doc is None:
@@ -53,8 +57,10 @@ def build_query(
     after: dict[str, Any] | None,
     limit: int | None,
     doc: DocSQL | None = None,
+    select: str | None = None,
 ) -> tuple[str, list[Any], Order]:
-    """The page's SQL; `doc` replaces the format's document (e.g. OGC API features)."""
+    """The page's SQL; `doc` replaces the format's document (e.g. OGC API features), or
+    `select` the whole select list (e.g. the ACLED API's CSV columns)."""
     where = build_where(f)
     order = order_for(sort, where.distance_sql)
     clauses = list(where.clauses)
@@ -64,7 +70,7 @@ def build_query(
     if where.distance_sql is not None:
         keys += f", {where.distance_sql} AS k_distance"
     sql = (
-        f"SELECT {_select_sql(fmt, where.distance_sql, doc)}, {keys} "  # noqa: S608 (placeholders only)
+        f"SELECT {_select_sql(fmt, where.distance_sql, doc, select)}, {keys} "  # noqa: S608 (placeholders only)
         f"FROM incidents i WHERE {' AND '.join(clauses)} ORDER BY {order.order_by}"
     )
     if limit is not None:

@@ -68,6 +68,10 @@ SAFE_NAMES = {
     "country",  # a column expression chosen in code (attribute_clauses)
     "edge",  # a Where from build_where: placeholders only
     "feature_json",  # the Feature expression built from the field registry
+    "source",  # a lookup's fixed SQL, chosen from a table by the endpoint (ACLED API)
+    "last",  # LIMIT / OFFSET placeholders
+    "skip",
+    "op",  # an operator from a fixed list (ACLED's `_where`), checked before use
 }
 
 

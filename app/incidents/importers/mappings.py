@@ -3,7 +3,8 @@
 ACLED: same field names and meanings as ours, so the mapping is mostly identity. Both the
 current layout (`event_id_cnty`, `disorder_type`, `civilian_targeting`, `tags`, `iso`) and the
 pre-2023 one (`data_id`, `event_id_no_cnty`, `iso3`, dates like `29-Feb-20`, numeric `inter1`)
-are read. `inter1`/`inter2`/`interaction` are ACLED-derived codes and are not stored.
+are read, by the field registry's ACLED names. `inter1`/`inter2` (actor types, as codes or as
+ACLED's labels) are stored; `interaction` is derived from them and not.
 
 UCDP GED: one row per event; `type_of_violence` is mapped onto ACLED's taxonomy as in
 UCDP_VIOLENCE below.
