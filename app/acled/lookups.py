@@ -21,6 +21,7 @@ from app.incidents.fields import INTER_LABELS
 from app.search.query import Params
 
 COLUMNS = {
+    "deleted": ["event_id_cnty", "deleted_timestamp"],
     "actor": ["actor_name", "first_event_date", "last_event_date", "event_count"],
     "country": ["country", "iso", "iso3", "first_event_date", "last_event_date", "event_count"],
     "actortype": ["actor_type_id", "actor_type_name", "first_event_date", "last_event_date",
@@ -28,6 +29,8 @@ COLUMNS = {
     "region": ["region", "region_name", "first_event_date", "last_event_date", "event_count"],
 }
 DOCS = {
+    "deleted": "Soft-deleted incidents: `deleted_timestamp` (Unix seconds or a date; `>=` by "
+    "default, or `deleted_timestamp_where`) and `event_id_cnty` filters, in id order.",
     "actor": "Every actor of the live incidents (any of the four actor fields). Filters: "
     "`actor_name` (`=` case-insensitive, or `actor_name_where=LIKE`), `first_event_date`, "
     "`last_event_date`, `event_count` with `_where` operators.",
@@ -133,6 +136,8 @@ def _strings(row: asyncpg.Record) -> dict[str, str]:
 async def lookup(
     conn: asyncpg.Connection, kind: str, query: Mapping[str, str], *, limit: int, page: int
 ) -> list[dict[str, str]]:
+    if kind == "deleted":
+        return await deleted(conn, query, limit=limit, page=page)
     p = Params()
     clauses = _conditions(query, COLUMNS[kind], p)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""

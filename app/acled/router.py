@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -139,24 +140,44 @@ def _filename(query: filters.AcledQuery) -> str:
     return f"{start or 'start'}-{end or day}-{place}"
 
 
+@dataclass
+class Rows:
+    """Which rows and how, as every ACLED read asks: `limit`, `page`, `_format` (`email` is
+    accepted and not checked)."""
+
+    limit: int
+    page: int
+    csv: bool
+
+
+async def rows_wanted(
+    request: Request,
+    email: Email = None,
+    limit: Limit = None,
+    page: Page = 1,
+    _format: Format = None,
+) -> Rows:
+    csv = output_format(request, _format) == "csv"
+    return Rows(service.DEFAULT_LIMIT if limit is None else limit, page, csv)
+
+
+RowsDep = Annotated[Rows, Depends(rows_wanted)]
+
+
 async def events(
     request: Request,
     conn: ReadConn,
     db: DbDep,
-    email: Email = None,
-    limit: Limit = None,
-    page: Page = 1,
+    wanted: RowsDep,
     fields: Fields = None,
-    _format: Format = None,
     inter_num: InterNum = None,
     with_total: WithTotal = False,
 ) -> Response:
     query = filters.parse_query(request.query_params)
     names = service.fields_of(fields)
     labels = inter_num == 0
-    csv = output_format(request, _format) == "csv"
+    csv, size, page = wanted.csv, wanted.limit, wanted.page
     f = await service.search_filter(conn, query)
-    size = service.DEFAULT_LIMIT if limit is None else limit
     if size == 0:
         return await _everything(db, f, names, labels, csv, query, await service.last_update(conn))
     key = service.fingerprint(query, names, size)
@@ -217,32 +238,10 @@ for path in ("/acled/read", "/acled/read.csv", "/acled/read/"):
     )
 
 
-@router.get(
-    "/deleted/read",
-    summary="Deleted events: event_id_cnty, deleted_timestamp",
-    responses=CSV_DOC,
-)
-async def deleted(
-    request: Request,
-    conn: ReadConn,
-    email: Email = None,
-    limit: Limit = None,
-    page: Page = 1,
-    _format: Format = None,
-) -> Response:
-    """`deleted_timestamp` (Unix seconds or a date; `>=` by default, or
-    `deleted_timestamp_where`) and `event_id_cnty` filters; pages as on /acled/read."""
-    rows = await lookups.deleted(
-        conn, request.query_params, limit=service.DEFAULT_LIMIT if limit is None else limit,
-        page=page,
-    )
-    return await _lookup(request, conn, rows, _format, ["event_id_cnty", "deleted_timestamp"])
-
-
 async def _lookup(
-    request: Request, conn: Any, rows: list[dict[str, Any]], fmt: str | None, names: list[str]
+    request: Request, conn: Any, rows: list[dict[str, Any]], csv: bool, names: list[str]
 ) -> Response:
-    if output_format(request, fmt) == "csv":
+    if csv:
         table = [[row.get(n, "") for n in names] for row in rows]
         return Response(service.csv_text(table, names, header=True), media_type=CSV)
     body = {
@@ -258,24 +257,17 @@ async def _lookup(
 
 
 def _lookup_route(path: str, kind: str, summary: str) -> None:
-    async def read(
-        request: Request,
-        conn: ReadConn,
-        email: Email = None,
-        limit: Limit = None,
-        page: Page = 1,
-        _format: Format = None,
-    ) -> Response:
+    async def read(request: Request, conn: ReadConn, wanted: RowsDep) -> Response:
         rows = await lookups.lookup(
-            conn, kind, request.query_params,
-            limit=service.DEFAULT_LIMIT if limit is None else limit, page=page,
+            conn, kind, request.query_params, limit=wanted.limit, page=wanted.page
         )
-        return await _lookup(request, conn, rows, _format, lookups.COLUMNS[kind])
+        return await _lookup(request, conn, rows, wanted.csv, lookups.COLUMNS[kind])
 
     router.add_api_route(path, read, methods=["GET"], summary=summary,
                          description=lookups.DOCS[kind], responses=CSV_DOC)
 
 
+_lookup_route("/deleted/read", "deleted", "Deleted events: event_id_cnty, deleted_timestamp")
 _lookup_route("/actor/read", "actor", "Actors: name, first and last event date, event count")
 _lookup_route("/country/read", "country", "Countries: name, iso, iso3, first/last event, count")
 _lookup_route("/actortype/read", "actortype", "Actor types (ACLED's inter codes) with counts")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.core.errors import BadRequest, UnsupportedMediaType, field_error
@@ -83,3 +83,8 @@ def created(
     return Response(
         doc, status_code=201, media_type=media_type, headers={"Location": location, **headers}
     )
+
+
+IfMatch = Annotated[
+    str | None, Header(description="ETag from a GET; 412 if the resource changed since")
+]

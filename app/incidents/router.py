@@ -11,7 +11,15 @@ from pydantic import BaseModel, Field
 from app.auth.deps import Writer
 from app.core.deps import DbDep, ReadConn, WriteConn
 from app.core.errors import dumps, problem_doc
-from app.core.http import created, creates, etag, if_none_match_hits, parse_if_match, require_json
+from app.core.http import (
+    IfMatch,
+    created,
+    creates,
+    etag,
+    if_none_match_hits,
+    parse_if_match,
+    require_json,
+)
 from app.core.ids import IdPath, parse_id
 from app.core.pagination import Page, Paging, paging
 from app.incidents import bulk, service
@@ -77,9 +85,7 @@ async def patch_incident(
     patch: IncidentPatch,
     conn: WriteConn,
     principal: Writer,
-    if_match: Annotated[
-        str | None, Header(description="ETag from a GET; 412 if the incident changed since")
-    ] = None,
+    if_match: IfMatch = None,
 ) -> Response:
     version, doc = await service.update_incident(
         conn,
@@ -101,7 +107,7 @@ async def delete_incident(
     incident_id: IdPath,
     conn: WriteConn,
     principal: Writer,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> Response:
     await service.delete_incident(
         conn,

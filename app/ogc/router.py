@@ -8,6 +8,7 @@ are 400 problems naming them.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from fastapi.responses import FileResponse
 from app.auth.deps import OptionalPrincipal, Writer, guard
 from app.core.deps import ReadConn, WriteConn
 from app.core.errors import COMMON_PROBLEMS, BadRequest, NotFound, Unprocessable
-from app.core.http import etag, if_none_match_hits, parse_if_match
+from app.core.http import IfMatch, etag, if_none_match_hits, parse_if_match
 from app.core.ids import IdPath, parse_id
 from app.core.pagination import decode_cursor, encode_cursor, fragments, json_body
 from app.incidents import service as incidents
@@ -443,49 +444,67 @@ async def create(
     return await _saved(request, conn, new_id, 201)
 
 
-async def _update(
-    request: Request,
-    conn: asyncpg.Connection,
-    feature_id: str,
-    patch: Any,
-    if_match: str | None,
-    who: str,
-) -> Response:
-    incident_id = parse_id(feature_id, what="feature")
-    await incidents.update_incident(
-        conn,
-        incident_id=incident_id,
-        patch=patch,
-        if_match=parse_if_match(if_match),
-        changed_by=who,
-    )
-    return await _saved(request, conn, incident_id, 200)
+@dataclass
+class FeatureEdit:
+    """What changing one feature takes, parsed once for PUT, PATCH and DELETE."""
+
+    request: Request
+    conn: asyncpg.Connection
+    feature_id: int
+    versions: set[int] | None
+    who: str
+
+    async def body(self) -> dict[str, Any]:
+        return features.read_body(await self.request.body())
+
+    async def save(self, patch: Any) -> Response:
+        await incidents.update_incident(
+            self.conn,
+            incident_id=self.feature_id,
+            patch=patch,
+            if_match=self.versions,
+            changed_by=self.who,
+        )
+        return await _saved(self.request, self.conn, self.feature_id, 200)
 
 
-@router.put(
-    "/collections/{collectionId}/items/{featureId}",
-    summary="Replace an incident with a GeoJSON Feature",
-    responses={200: {"content": {GEOJSON: {}}}, 412: {"description": "Stale If-Match"}},
-    openapi_extra=FEATURE_BODY,
-)
-async def replace(
+async def feature_edit(
     request: Request,
     conn: WriteConn,
     collectionId: CollectionId,
     featureId: IdPath,
     principal: Writer,
-    if_match: Annotated[str | None, Header()] = None,
-) -> Response:
+    if_match: IfMatch = None,
+) -> FeatureEdit:
     _check_collection(collectionId)
     _only(request)
-    patch = features.replacement(features.read_body(await request.body()))
-    return await _update(request, conn, featureId, patch, if_match, principal.name)
+    return FeatureEdit(
+        request, conn, parse_id(featureId, what="feature"), parse_if_match(if_match),
+        principal.name,
+    )
+
+
+Edit = Annotated[FeatureEdit, Depends(feature_edit)]
+EDITED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {GEOJSON: {}}},
+    412: {"description": "Stale If-Match"},
+}
+
+
+@router.put(
+    "/collections/{collectionId}/items/{featureId}",
+    summary="Replace an incident with a GeoJSON Feature",
+    responses=EDITED,
+    openapi_extra=FEATURE_BODY,
+)
+async def replace(edit: Edit) -> Response:
+    return await edit.save(features.replacement(await edit.body()))
 
 
 @router.patch(
     "/collections/{collectionId}/items/{featureId}",
     summary="Update an incident with a JSON merge patch of its Feature",
-    responses={200: {"content": {GEOJSON: {}}}, 412: {"description": "Stale If-Match"}},
+    responses=EDITED,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -493,40 +512,19 @@ async def replace(
         }
     },
 )
-async def update(
-    request: Request,
-    conn: WriteConn,
-    collectionId: CollectionId,
-    featureId: IdPath,
-    principal: Writer,
-    if_match: Annotated[str | None, Header()] = None,
-) -> Response:
-    _check_collection(collectionId)
-    _only(request)
-    patch = features.merge_patch(features.read_body(await request.body()))
-    return await _update(request, conn, featureId, patch, if_match, principal.name)
+async def update(edit: Edit) -> Response:
+    return await edit.save(features.merge_patch(await edit.body()))
 
 
 @router.delete(
     "/collections/{collectionId}/items/{featureId}",
     status_code=204,
     summary="Delete an incident (kept in history)",
+    responses={412: {"description": "Stale If-Match"}},
 )
-async def delete(
-    request: Request,
-    conn: WriteConn,
-    collectionId: CollectionId,
-    featureId: IdPath,
-    principal: Writer,
-    if_match: Annotated[str | None, Header()] = None,
-) -> Response:
-    _check_collection(collectionId)
-    _only(request)
+async def delete(edit: Edit) -> Response:
     await incidents.delete_incident(
-        conn,
-        incident_id=parse_id(featureId, what="feature"),
-        if_match=parse_if_match(if_match),
-        changed_by=principal.name,
+        edit.conn, incident_id=edit.feature_id, if_match=edit.versions, changed_by=edit.who
     )
     return Response(status_code=204)
 
