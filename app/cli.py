@@ -226,9 +226,7 @@ def import_file(
     asyncio.run(run())
 
 
-def export(
-    format: str = "csv", output: Path | None = None, **filters: str
-) -> None:
+def export(format: str = "csv", output: Path | None = None, **filters: str) -> None:
     """Stream incidents (the same filters as the API: every search parameter is an option)
     as CSV, NDJSON or GeoJSON."""
     from app.core.db import Database

@@ -99,8 +99,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "acled-country-month": {
         "path": "/api/acled/read?country=Iraq&event_date=2024-06-01%7C2024-06-30"
         "&event_date_where=BETWEEN&limit=5000",
-        "acled": {"country": "Iraq", "event_date": "2024-06-01|2024-06-30",
-                  "event_date_where": "BETWEEN"},
+        "acled": {
+            "country": "Iraq",
+            "event_date": "2024-06-01|2024-06-30",
+            "event_date_where": "BETWEEN",
+        },
         "limit": 5000,
         "page": 1,
     },
@@ -163,8 +166,19 @@ def start_tipg(python: str, database_url: str, port: int) -> subprocess.Popen[by
         "TIPG_MAX_FEATURES_PER_QUERY": "10000",
     }
     proc = subprocess.Popen(
-        [python, "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "tipg.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         env=env,
         start_new_session=True,
     )

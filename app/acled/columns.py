@@ -14,11 +14,37 @@ from app.incidents.fields import FIELDS, INTER_LABELS, IncidentField, Kind
 
 # ACLED's event columns, in ACLED's order.
 ORDER = (
-    "event_id_cnty", "event_date", "year", "time_precision", "disorder_type", "event_type",
-    "sub_event_type", "actor1", "assoc_actor_1", "inter1", "actor2", "assoc_actor_2", "inter2",
-    "interaction", "civilian_targeting", "iso", "region", "country", "admin1", "admin2",
-    "admin3", "location", "latitude", "longitude", "geo_precision", "source", "source_scale",
-    "notes", "fatalities", "tags", "timestamp",
+    "event_id_cnty",
+    "event_date",
+    "year",
+    "time_precision",
+    "disorder_type",
+    "event_type",
+    "sub_event_type",
+    "actor1",
+    "assoc_actor_1",
+    "inter1",
+    "actor2",
+    "assoc_actor_2",
+    "inter2",
+    "interaction",
+    "civilian_targeting",
+    "iso",
+    "region",
+    "country",
+    "admin1",
+    "admin2",
+    "admin3",
+    "location",
+    "latitude",
+    "longitude",
+    "geo_precision",
+    "source",
+    "source_scale",
+    "notes",
+    "fatalities",
+    "tags",
+    "timestamp",
 )
 
 INTER1 = "coalesce(i.inter1, acled_inter(i.actor1))"
@@ -47,8 +73,9 @@ def _from_field(field: IncidentField) -> Column:
     if field.kind is Kind.text:
         return Column(name, field.kind, f"coalesce({sql}, '')", f"coalesce({sql}, '')")
     if field.kind in (Kind.tags, Kind.boolean):  # ACLED's text forms
-        return Column(name, Kind.text, f"coalesce({field.csv_sql}, '')",
-                      f"coalesce({field.csv_sql}, '')")
+        return Column(
+            name, Kind.text, f"coalesce({field.csv_sql}, '')", f"coalesce({field.csv_sql}, '')"
+        )
     return Column(name, field.kind, sql, f"coalesce(({sql})::text, '')")
 
 
@@ -61,7 +88,9 @@ def _columns() -> dict[str, Column]:
     )
     derived = {
         "event_id_cnty": Column(
-            "event_id_cnty", Kind.text, "coalesce(i.external_id, i.id::text)",
+            "event_id_cnty",
+            Kind.text,
+            "coalesce(i.external_id, i.id::text)",
             "coalesce(i.external_id, i.id::text)",
         ),
         "inter1": Column("inter1", Kind.integer, INTER1, f"coalesce(({INTER1})::text, '')"),
@@ -69,10 +98,13 @@ def _columns() -> dict[str, Column]:
         "interaction": Column(
             "interaction", Kind.integer, INTERACTION, f"coalesce(({INTERACTION})::text, '')"
         ),
-        "iso": Column("iso", Kind.integer, country.format("iso_n3"),
-                      f"coalesce({country.format('iso_n3')}::text, '')"),
-        "region": Column("region", Kind.text, f"coalesce({region}, '')",
-                         f"coalesce({region}, '')"),
+        "iso": Column(
+            "iso",
+            Kind.integer,
+            country.format("iso_n3"),
+            f"coalesce({country.format('iso_n3')}::text, '')",
+        ),
+        "region": Column("region", Kind.text, f"coalesce({region}, '')", f"coalesce({region}, '')"),
     }
     out = {}
     for name in ORDER:

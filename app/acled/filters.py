@@ -30,8 +30,22 @@ OPERATORS = ("=", "LIKE", ">", "<", ">=", "<=", "BETWEEN")
 EXTENSIONS = ("near", "radius_km", "bbox", "within")
 # Parameters ACLED's clients send that change nothing here.
 IGNORED = frozenset(
-    ("key", "email", "terms", "export_type", "population", "_format", "format", "?export_type",
-     "inter_num", "with_total", "limit", "page", "fields", "maritime_pairs")
+    (
+        "key",
+        "email",
+        "terms",
+        "export_type",
+        "population",
+        "_format",
+        "format",
+        "?export_type",
+        "inter_num",
+        "with_total",
+        "limit",
+        "page",
+        "fields",
+        "maritime_pairs",
+    )
 )
 _CANONICAL: dict[str, Callable[[str], str | None]] = {
     "event_type": canonical_event_type,

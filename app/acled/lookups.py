@@ -24,8 +24,13 @@ COLUMNS = {
     "deleted": ["event_id_cnty", "deleted_timestamp"],
     "actor": ["actor_name", "first_event_date", "last_event_date", "event_count"],
     "country": ["country", "iso", "iso3", "first_event_date", "last_event_date", "event_count"],
-    "actortype": ["actor_type_id", "actor_type_name", "first_event_date", "last_event_date",
-                  "event_count"],
+    "actortype": [
+        "actor_type_id",
+        "actor_type_name",
+        "first_event_date",
+        "last_event_date",
+        "event_count",
+    ],
     "region": ["region", "region_name", "first_event_date", "last_event_date", "event_count"],
 }
 DOCS = {
@@ -83,12 +88,24 @@ _SOURCES = {
     """,
 }
 # The key each lookup is ordered and paged by.
-_KEYS = {"actor": "actor_name", "country": "country", "actortype": "actor_type_id",
-         "region": "region"}
+_KEYS = {
+    "actor": "actor_name",
+    "country": "country",
+    "actortype": "actor_type_id",
+    "region": "region",
+}
 _TYPES = {
-    "actor_name": "text", "country": "text", "iso3": "text", "region_name": "text",
-    "actor_type_name": "text", "iso": "int", "region": "int", "actor_type_id": "int",
-    "event_count": "int", "first_event_date": "date", "last_event_date": "date",
+    "actor_name": "text",
+    "country": "text",
+    "iso3": "text",
+    "region_name": "text",
+    "actor_type_name": "text",
+    "iso": "int",
+    "region": "int",
+    "actor_type_id": "int",
+    "event_count": "int",
+    "first_event_date": "date",
+    "last_event_date": "date",
 }
 
 
@@ -114,23 +131,29 @@ def _conditions(query: Mapping[str, str], names: list[str], p: Params) -> list[s
         add = p.add
         column = f"s.{name}"
         if op == "LIKE":
-            clauses.append("(" + " OR ".join(
-                f"{column}::text ILIKE '%' || {add(v)} || '%'" for v in items) + ")")
+            clauses.append(
+                "("
+                + " OR ".join(f"{column}::text ILIKE '%' || {add(v)} || '%'" for v in items)
+                + ")"
+            )
         elif op == "BETWEEN":
             if len(typed) != 2:
                 raise bad(name, "BETWEEN takes low|high", text[:100])
             clauses.append(f"{column} BETWEEN {add(typed[0])} AND {add(typed[1])}")
         elif kind == "text" and op == "=":
-            clauses.append("(" + " OR ".join(
-                f"lower({column}) = lower({add(v)})" for v in typed) + ")")
+            clauses.append(
+                "(" + " OR ".join(f"lower({column}) = lower({add(v)})" for v in typed) + ")"
+            )
         else:
             clauses.append("(" + " OR ".join(f"{column} {op} {add(v)}" for v in typed) + ")")
     return clauses
 
 
 def _strings(row: asyncpg.Record) -> dict[str, str]:
-    return {k: "" if v is None else v.isoformat() if isinstance(v, dt.date) else str(v)
-            for k, v in row.items()}
+    return {
+        k: "" if v is None else v.isoformat() if isinstance(v, dt.date) else str(v)
+        for k, v in row.items()
+    }
 
 
 async def lookup(
@@ -175,8 +198,14 @@ async def deleted(
         op = query.get("deleted_timestamp_where", ">=").strip().upper()
         items = [v.strip() for v in text.split("|")]
         try:
-            moments = [int(v) if v.isdigit() else int(dt.datetime.combine(
-                dt.date.fromisoformat(v), dt.time(), dt.UTC).timestamp()) for v in items]
+            moments = [
+                int(v)
+                if v.isdigit()
+                else int(
+                    dt.datetime.combine(dt.date.fromisoformat(v), dt.time(), dt.UTC).timestamp()
+                )
+                for v in items
+            ]
         except ValueError as exc:
             raise bad("deleted_timestamp", "Unix seconds or a date", text[:100]) from exc
         if op == "BETWEEN" and len(moments) == 2:
@@ -192,5 +221,7 @@ async def deleted(
         clauses.append(f"coalesce(i.external_id, i.id::text) = ANY({wanted}::text[])")
     sql = DELETED_SQL.format(where=" AND ".join(clauses), last=last, skip=skip)
     rows = await conn.fetch(sql, *p.values)
-    return [{"event_id_cnty": r["event_id_cnty"], "deleted_timestamp": r["deleted_timestamp"]}
-            for r in rows]
+    return [
+        {"event_id_cnty": r["event_id_cnty"], "deleted_timestamp": r["deleted_timestamp"]}
+        for r in rows
+    ]

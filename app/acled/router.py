@@ -111,9 +111,7 @@ Limit = Annotated[
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page")]
 Fields = Annotated[str | None, Query(max_length=2000, description="Columns: `a|b|c`")]
 Format = Annotated[str | None, Query(alias="_format", pattern="^(json|csv)$")]
-InterNum = Annotated[
-    int | None, Query(ge=0, le=1, description="0: actor types as ACLED's labels")
-]
+InterNum = Annotated[int | None, Query(ge=0, le=1, description="0: actor types as ACLED's labels")]
 WithTotal = Annotated[bool, Query(description="Also count every matching row (`total_count`)")]
 
 READ_DOC = """ACLED events. Filters: any column (`country=Iraq`, `event_type=Battles`,
@@ -263,8 +261,14 @@ def _lookup_route(path: str, kind: str, summary: str) -> None:
         )
         return await _lookup(request, conn, rows, wanted.csv, lookups.COLUMNS[kind])
 
-    router.add_api_route(path, read, methods=["GET"], summary=summary,
-                         description=lookups.DOCS[kind], responses=CSV_DOC)
+    router.add_api_route(
+        path,
+        read,
+        methods=["GET"],
+        summary=summary,
+        description=lookups.DOCS[kind],
+        responses=CSV_DOC,
+    )
 
 
 _lookup_route("/deleted/read", "deleted", "Deleted events: event_id_cnty, deleted_timestamp")
@@ -278,4 +282,3 @@ _lookup_route("/region/read", "region", "ACLED regions with counts")
 @router.get("/", summary="The ACLED-compatible API is here", include_in_schema=False)
 async def ping() -> Response:
     return Response(json_body({"status": 200, "success": True, "messages": []}), media_type=JSON)
-

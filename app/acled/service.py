@@ -78,8 +78,13 @@ async def search_filter(conn: asyncpg.Connection, query: AcledQuery) -> SearchFi
 
 
 def fingerprint(query: AcledQuery, names: list[str], limit: int) -> str:
-    basis = (sorted(query.values.items()), sorted(query.described.items()),
-             query.countries_by, names, limit)
+    basis = (
+        sorted(query.values.items()),
+        sorted(query.described.items()),
+        query.countries_by,
+        names,
+        limit,
+    )
     return hashlib.sha256(repr(basis).encode()).hexdigest()[:24]
 
 
@@ -134,7 +139,12 @@ async def page_start(
 
 
 def _query(
-    f: SearchFilter, names: list[str], labels: bool, csv: bool, *, after: int | None,
+    f: SearchFilter,
+    names: list[str],
+    labels: bool,
+    csv: bool,
+    *,
+    after: int | None,
     limit: int | None,
 ) -> tuple[str, list[Any]]:
     """The rows in storage order: one JSON document each, or text columns for CSV."""

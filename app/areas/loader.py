@@ -63,6 +63,7 @@ class BoundaryReport:
     changed: int
     seconds: float
 
+
 def _rows(boundaries: Iterable[Boundary]) -> list[tuple[Any, ...]]:
     rows = []
     seen: set[tuple[str, str]] = set()

@@ -12,26 +12,29 @@ from __future__ import annotations
 
 import asyncpg
 
-FEED_SQL = """
+from app.incidents.sql import VERSION_JSON, version_sql
+
+EXTERNAL_ID = version_sql("i.external_id")
+FEED_SQL = f"""
 SELECT r.txid::text AS txid, r.seq, json_build_object(
     'op', r.op,
     'id', r.incident_id::text,
-    'external_id', r.data->>'external_id',
+    'external_id', {EXTERNAL_ID},
     'version', r.version,
     'at', r.changed_at,
     'changed_by', r.changed_by,
     'changed_fields', r.changed_fields,
     'incident', CASE WHEN r.op = 'delete'
-        THEN jsonb_build_object('id', r.incident_id::text, 'external_id', r.data->'external_id',
+        THEN jsonb_build_object('id', r.incident_id::text, 'external_id', {EXTERNAL_ID},
                                 'version', r.version, 'deleted', true)
-        ELSE r.data END
+        ELSE {VERSION_JSON} END
 )::text AS doc
 FROM incident_revisions r
 WHERE (r.txid, r.seq) > ($1::text::xid8, $2::bigint)
   AND r.txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY r.txid, r.seq
 LIMIT $3
-"""
+"""  # noqa: S608 (constant SQL)
 
 
 async def read_changes(

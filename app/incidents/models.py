@@ -29,7 +29,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -108,8 +108,28 @@ class Incident(Base):
     __table__ = incidents_table
 
 
+incident_history_table = Table(
+    "incident_history",
+    Base.metadata,
+    Column("id", BigInteger, primary_key=True),
+    *(c for c in _registry_columns() if c.name != "version"),
+    Column("version", Integer, primary_key=True),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=False), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("valid", TSTZRANGE, nullable=False),
+)
+
+
+class IncidentVersion(Base):
+    """A superseded version of an incident (migration 0011): its columns, and `valid`, the
+    time it was the current version. The current version is the row in `incidents`."""
+
+    __table__ = incident_history_table
+
+
 class IncidentRevision(Base):
-    """Every version of every incident: the history, the audit trail and the change feed.
+    """Every change of every incident: the audit trail and the change feed. A revision names
+    a version; its state is that version's row (`incidents` or `incident_history`).
 
     `txid` is the writing transaction's id; the change feed only hands out rows whose
     transaction is older than every transaction still running, so a row that commits late can
@@ -132,7 +152,6 @@ class IncidentRevision(Base):
     changed_fields: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default="{}"
     )
-    data: Mapped[Any] = mapped_column(JSONB, nullable=False)
     txid: Mapped[int] = mapped_column(
         XID8(), nullable=False, server_default=text("pg_current_xact_id()")
     )

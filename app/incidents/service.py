@@ -17,7 +17,12 @@ from app.core.errors import Conflict, NotFound, PreconditionFailed, Unprocessabl
 from app.incidents.enrich import enrich
 from app.incidents.fields import ACTOR_FIELDS, BY_NAME, WRITABLE_COLUMNS, Kind
 from app.incidents.schemas import IncidentIn, IncidentPatch
-from app.incidents.sql import COMPARED_FIELDS, DUPLICATE_CANDIDATES_SQL, INCIDENT_JSON
+from app.incidents.sql import (
+    COMPARED_FIELDS,
+    DUPLICATE_CANDIDATES_SQL,
+    INCIDENT_JSON,
+    VERSION_JSON,
+)
 
 # Values of the writable columns are $1..$N in WRITABLE_COLUMNS order; then the point.
 _N = len(WRITABLE_COLUMNS)
@@ -31,9 +36,8 @@ _OP, _BY, _FIELDS, _EXTRA = (f"${_N + k}" for k in (3, 4, 5, 6))
 
 _REVISION_CTE = (
     "rev AS (INSERT INTO incident_revisions "  # noqa: S608 (constant SQL pieces, values are bound)
-    "(incident_id, version, op, changed_by, changed_fields, data) "
-    f"SELECT i.id, i.version, {_OP}, {_BY}, {_FIELDS}::text[], ({INCIDENT_JSON})::jsonb "
-    "FROM w i) "
+    "(incident_id, version, op, changed_by, changed_fields) "
+    f"SELECT i.id, i.version, {_OP}, {_BY}, {_FIELDS}::text[] FROM w i) "
 )
 _RESULT = f"SELECT i.id, i.version, ({INCIDENT_JSON})::text AS doc FROM w i"  # noqa: S608
 
@@ -51,11 +55,11 @@ UPDATE_SQL = (
 )
 
 DELETE_SQL = (
-    "WITH w AS (UPDATE incidents SET deleted_at = now(), version = version + 1, "  # noqa: S608
+    "WITH w AS (UPDATE incidents SET deleted_at = now(), version = version + 1, "
     "updated_at = now() WHERE id = $1 RETURNING *), "
     "rev AS (INSERT INTO incident_revisions "
-    "(incident_id, version, op, changed_by, changed_fields, data) "
-    f"SELECT i.id, i.version, 'delete', $2, '{{}}', ({INCIDENT_JSON})::jsonb FROM w i) "
+    "(incident_id, version, op, changed_by, changed_fields) "
+    "SELECT i.id, i.version, 'delete', $2, '{}' FROM w i) "
     "SELECT i.id, i.version FROM w i"
 )
 
@@ -69,15 +73,15 @@ GET_SQL = (
     "WHERE i.id = $1 AND i.deleted_at IS NULL"
 )
 
-REVISIONS_SQL = """
+REVISIONS_SQL = f"""
 SELECT r.version, json_build_object(
     'version', r.version, 'op', r.op, 'changed_by', r.changed_by, 'changed_at', r.changed_at,
-    'changed_fields', r.changed_fields, 'incident', r.data)::text AS doc
+    'changed_fields', r.changed_fields, 'incident', {VERSION_JSON})::text AS doc
 FROM incident_revisions r
 WHERE r.incident_id = $1 AND r.version > $2
 ORDER BY r.version
 LIMIT $3
-"""
+"""  # noqa: S608 (constant SQL)
 
 
 def _values(model: IncidentIn) -> list[Any]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from app.incidents.fields import JSON_FIELDS, WRITABLE_COLUMNS
 
 
-def incident_json(
-    extra: dict[str, str] | None = None, exclude: tuple[str, ...] = ()
-) -> str:
+def incident_json(extra: dict[str, str] | None = None, exclude: tuple[str, ...] = ()) -> str:
     """One incident as a JSON object built by PostgreSQL (alias `i`), without the `exclude`d
     fields, plus `extra` keys."""
     pairs = [(f.name, f.sql) for f in JSON_FIELDS if f.name not in exclude]
@@ -28,6 +26,20 @@ def feature_json(properties: str = FEATURE_PROPERTIES) -> str:
 
 
 INCIDENT_JSON = incident_json()
+
+
+def version_sql(expression: str, revision: str = "r") -> str:
+    """`expression` (over alias `i`) evaluated on the version a revision names: the current
+    row in `incidents`, or the superseded one in `incident_history` (migration 0011)."""
+    where = f"i.id = {revision}.incident_id AND i.version = {revision}.version"
+    return (
+        f"coalesce((SELECT {expression} FROM incidents i WHERE {where}), "  # noqa: S608
+        f"(SELECT {expression} FROM incident_history i WHERE {where}))"
+    )
+
+
+# The incident as a revision left it (a change feed item, a revisions entry).
+VERSION_JSON = version_sql(f"({INCIDENT_JSON})::jsonb")
 
 # Fields of the input model that are compared to tell what a change touched.
 COMPARED_FIELDS: tuple[str, ...] = (*WRITABLE_COLUMNS, "latitude", "longitude")

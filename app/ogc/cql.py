@@ -196,8 +196,10 @@ class Translator:
             box = right["bbox"]
             if not isinstance(box, list) or len(box) not in (4, 6):
                 raise problem("BBOX needs 4 (or 6) numbers", _show(right))
-            x0, y0, x1, y1 = (box[0], box[1], box[2], box[3]) if len(box) == 4 else (
-                box[0], box[1], box[3], box[4]
+            x0, y0, x1, y1 = (
+                (box[0], box[1], box[2], box[3])
+                if len(box) == 4
+                else (box[0], box[1], box[3], box[4])
             )
             shape = (
                 f"ST_MakeEnvelope({self.p.add(float(x0))}, {self.p.add(float(y0))}, "

@@ -65,11 +65,10 @@ def page(
             '<script src="/ogc/assets/features.js" defer></script>'
         )
         map_part = (
-            '<div id="map"></div>'
-            f'<script id="features" type="application/json">{data}</script>'
+            f'<div id="map"></div><script id="features" type="application/json">{data}</script>'
         )
     document = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>{head}</head><body>"
         f"<h1>{html.escape(title)}</h1>{_links(links)}{map_part}{body}</body></html>"
     )

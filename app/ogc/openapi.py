@@ -92,8 +92,18 @@ def parameters() -> dict[str, dict[str, Any]]:
 
 
 ITEMS_PARAMETERS = (
-    "limit", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang", "filter-crs", "f",
-    "cursor", *EXTRA_SEARCH, *SIMPLE,
+    "limit",
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "datetime",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "f",
+    "cursor",
+    *EXTRA_SEARCH,
+    *SIMPLE,
 )
 
 
@@ -149,26 +159,52 @@ def document(base: str) -> dict[str, Any]:
         },
         "servers": [{"url": base}],
         "paths": {
-            "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage",
-                          "responses": {"200": _json("Links to the API", "LandingPage")}}},
-            "/api": {"get": {"summary": "This document", "operationId": "getAPI",
-                             "responses": {"200": {"description": "OpenAPI 3.0"}}}},
-            "/conformance": {"get": {"summary": "Conformance classes",
-                                     "operationId": "getConformance",
-                                     "responses": {"200": _json("conformsTo", "Conformance")}}},
-            "/collections": {"get": {"summary": "The collections",
-                                     "operationId": "getCollections",
-                                     "responses": {"200": _json("Collections", "Collections")}}},
+            "/": {
+                "get": {
+                    "summary": "Landing page",
+                    "operationId": "getLandingPage",
+                    "responses": {"200": _json("Links to the API", "LandingPage")},
+                }
+            },
+            "/api": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "getAPI",
+                    "responses": {"200": {"description": "OpenAPI 3.0"}},
+                }
+            },
+            "/conformance": {
+                "get": {
+                    "summary": "Conformance classes",
+                    "operationId": "getConformance",
+                    "responses": {"200": _json("conformsTo", "Conformance")},
+                }
+            },
+            "/collections": {
+                "get": {
+                    "summary": "The collections",
+                    "operationId": "getCollections",
+                    "responses": {"200": _json("Collections", "Collections")},
+                }
+            },
             f"/collections/{COLLECTION}": {
-                "get": {"summary": "The incidents collection", "operationId": "getCollection",
-                        "responses": {"200": _json("Collection", "Collection"),
-                                      **_problems(404)}}
+                "get": {
+                    "summary": "The incidents collection",
+                    "operationId": "getCollection",
+                    "responses": {"200": _json("Collection", "Collection"), **_problems(404)},
+                }
             },
             f"/collections/{COLLECTION}/queryables": {
-                "get": {"summary": "Properties a filter may use",
-                        "operationId": "getQueryables",
-                        "responses": {"200": {"description": "JSON Schema",
-                                              "content": {"application/schema+json": {}}}}}
+                "get": {
+                    "summary": "Properties a filter may use",
+                    "operationId": "getQueryables",
+                    "responses": {
+                        "200": {
+                            "description": "JSON Schema",
+                            "content": {"application/schema+json": {}},
+                        }
+                    },
+                }
             },
             items_path: {
                 "get": {
@@ -184,33 +220,59 @@ def document(base: str) -> dict[str, Any]:
                     "summary": "Create an incident from a GeoJSON Feature",
                     "operationId": "createFeature",
                     "requestBody": feature_body,
-                    "responses": {"201": {"description": "Created; `Location` names it"},
-                                  **_problems(400, 401, 403, 409, 422)},
+                    "responses": {
+                        "201": {"description": "Created; `Location` names it"},
+                        **_problems(400, 401, 403, 409, 422),
+                    },
                     **write,
                 },
-                "options": {"summary": "The methods this key may use (`Allow`)",
-                            "operationId": "optionsFeatures",
-                            "responses": {"204": {"description": "See the Allow header"}}},
+                "options": {
+                    "summary": "The methods this key may use (`Allow`)",
+                    "operationId": "optionsFeatures",
+                    "responses": {"204": {"description": "See the Allow header"}},
+                },
             },
             feature_path: {
                 "parameters": [feature_id],
-                "get": {"summary": "One incident", "operationId": "getFeature",
-                        "responses": {"200": _json("A feature", "Feature", GEOJSON),
-                                      **_problems(404)}},
-                "put": {"summary": "Replace an incident", "operationId": "replaceFeature",
-                        "requestBody": feature_body,
-                        "responses": {"200": _json("The feature", "Feature", GEOJSON),
-                                      **_problems(400, 401, 403, 404, 412, 422)}, **write},
-                "patch": {"summary": "Update an incident (JSON merge patch)",
-                          "operationId": "updateFeature", "requestBody": patch_body,
-                          "responses": {"200": _json("The feature", "Feature", GEOJSON),
-                                        **_problems(400, 401, 403, 404, 412, 422)}, **write},
-                "delete": {"summary": "Delete an incident", "operationId": "deleteFeature",
-                           "responses": {"204": {"description": "Deleted"},
-                                         **_problems(401, 403, 404, 412)}, **write},
-                "options": {"summary": "The methods this key may use (`Allow`)",
-                            "operationId": "optionsFeature",
-                            "responses": {"204": {"description": "See the Allow header"}}},
+                "get": {
+                    "summary": "One incident",
+                    "operationId": "getFeature",
+                    "responses": {"200": _json("A feature", "Feature", GEOJSON), **_problems(404)},
+                },
+                "put": {
+                    "summary": "Replace an incident",
+                    "operationId": "replaceFeature",
+                    "requestBody": feature_body,
+                    "responses": {
+                        "200": _json("The feature", "Feature", GEOJSON),
+                        **_problems(400, 401, 403, 404, 412, 422),
+                    },
+                    **write,
+                },
+                "patch": {
+                    "summary": "Update an incident (JSON merge patch)",
+                    "operationId": "updateFeature",
+                    "requestBody": patch_body,
+                    "responses": {
+                        "200": _json("The feature", "Feature", GEOJSON),
+                        **_problems(400, 401, 403, 404, 412, 422),
+                    },
+                    **write,
+                },
+                "delete": {
+                    "summary": "Delete an incident",
+                    "operationId": "deleteFeature",
+                    "responses": {
+                        "204": {"description": "Deleted"},
+                        **_problems(401, 403, 404, 412),
+                    },
+                    **write,
+                },
+                "options": {
+                    "summary": "The methods this key may use (`Allow`)",
+                    "operationId": "optionsFeature",
+                    "responses": {"204": {"description": "See the Allow header"}},
+                },
             },
         },
         "components": {
@@ -231,17 +293,35 @@ def schemas() -> dict[str, Any]:
     properties = {f.name: _schema(f) for f in PROPERTY_FIELDS}
     return {
         "Link": link,
-        "LandingPage": {"type": "object", "properties": {"title": {"type": "string"},
-                                                          "links": links}},
-        "Conformance": {"type": "object", "properties": {
-            "conformsTo": {"type": "array", "items": {"type": "string"}}}},
-        "Collection": {"type": "object", "properties": {
-            "id": {"type": "string"}, "title": {"type": "string"},
-            "itemType": {"type": "string"}, "extent": {"type": "object"},
-            "crs": {"type": "array", "items": {"type": "string"}}, "links": links}},
-        "Collections": {"type": "object", "properties": {
-            "collections": {"type": "array", "items": {"$ref": "#/components/schemas/Collection"}},
-            "links": links}},
+        "LandingPage": {
+            "type": "object",
+            "properties": {"title": {"type": "string"}, "links": links},
+        },
+        "Conformance": {
+            "type": "object",
+            "properties": {"conformsTo": {"type": "array", "items": {"type": "string"}}},
+        },
+        "Collection": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "title": {"type": "string"},
+                "itemType": {"type": "string"},
+                "extent": {"type": "object"},
+                "crs": {"type": "array", "items": {"type": "string"}},
+                "links": links,
+            },
+        },
+        "Collections": {
+            "type": "object",
+            "properties": {
+                "collections": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Collection"},
+                },
+                "links": links,
+            },
+        },
         "Feature": {
             "type": "object",
             "required": ["type", "geometry", "properties"],
@@ -263,10 +343,16 @@ def schemas() -> dict[str, Any]:
                 "timeStamp": {"type": "string", "format": "date-time"},
             },
         },
-        "Problem": {"type": "object", "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"},
-            "status": {"type": "integer"}, "detail": {"type": "string"},
-            "errors": {"type": "array", "items": {"type": "object"}}}},
+        "Problem": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "object"}},
+            },
+        },
     }
 
 

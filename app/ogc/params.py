@@ -129,8 +129,11 @@ def parse_bbox(text: str) -> str:
         raise bad("bbox", "numbers must be finite", text[:100])
     lon0, lat0, lon1, lat1 = numbers
     if not (-180 <= lon0 <= 180 and -180 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90):
-        raise bad("bbox", "out of range: longitudes in [-180, 180], latitudes ascending in "
-                  "[-90, 90]", text[:100])
+        raise bad(
+            "bbox",
+            "out of range: longitudes in [-180, 180], latitudes ascending in [-90, 90]",
+            text[:100],
+        )
     return ",".join(repr(n) for n in numbers)
 
 

@@ -256,8 +256,7 @@ def _as_400(exc: Unprocessable) -> BadRequest:
     responses={200: {"content": {GEOJSON: {}, "text/html": {}}}},
     openapi_extra={
         "parameters": [
-            {k: v for k, v in p.items() if k != "style"}
-            for p in openapi.parameters().values()
+            {k: v for k, v in p.items() if k != "style"} for p in openapi.parameters().values()
         ]
     },
 )
@@ -479,7 +478,10 @@ async def feature_edit(
     _check_collection(collectionId)
     _only(request)
     return FeatureEdit(
-        request, conn, parse_id(featureId, what="feature"), parse_if_match(if_match),
+        request,
+        conn,
+        parse_id(featureId, what="feature"),
+        parse_if_match(if_match),
         principal.name,
     )
 
@@ -532,4 +534,3 @@ async def delete(edit: Edit) -> Response:
 @router.get("/assets/features.js", include_in_schema=False)
 async def features_script() -> FileResponse:
     return FileResponse(STATIC / "features.js", media_type="text/javascript")
-

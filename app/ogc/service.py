@@ -54,9 +54,11 @@ async def extent(conn: asyncpg.Connection) -> dict[str, Any]:
     polar = await conn.fetchrow(POLAR_SQL, _MAX_MERCATOR_LAT)
     if polar is not None:
         x0, y0, x1, y1 = (float(v) for v in polar)
-        bbox = [x0, y0, x1, y1] if bbox is None else [
-            min(bbox[0], x0), min(bbox[1], y0), max(bbox[2], x1), max(bbox[3], y1)
-        ]
+        bbox = (
+            [x0, y0, x1, y1]
+            if bbox is None
+            else [min(bbox[0], x0), min(bbox[1], y0), max(bbox[2], x1), max(bbox[3], y1)]
+        )
     interval = [
         _day(row["first_day"]),
         _day(row["last_day"]),

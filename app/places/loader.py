@@ -88,6 +88,7 @@ class LoadReport:
     names: int
     seconds: float
 
+
 def _tuples(records: Iterable[PlaceRecord]) -> Iterator[tuple[object, ...]]:
     for r in records:
         yield (

@@ -86,56 +86,78 @@ def _field_params(field: IncidentField) -> list[Param]:
     if field.filter is Filter.names:
         return [
             Param(
-                field.name, str, Role.values,
-                "Exact, case- and accent-insensitive; comma-separated", {"max_length": 500}, field,
+                field.name,
+                str,
+                Role.values,
+                "Exact, case- and accent-insensitive; comma-separated",
+                {"max_length": 500},
+                field,
             )
         ]
     if field.filter is Filter.country:
         return [
             Param(
-                field.name, str, Role.country, "Name, alpha-2 or alpha-3; comma-separated",
-                {"max_length": 500}, field,
+                field.name,
+                str,
+                Role.country,
+                "Name, alpha-2 or alpha-3; comma-separated",
+                {"max_length": 500},
+                field,
             )
         ]
     if field.filter is Filter.minimum:
         return [
             Param(
-                f"min_{field.name}", int, Role.minimum, f"Lowest {field.name}",
-                {"ge": 0, "le": 10_000_000}, field,
+                f"min_{field.name}",
+                int,
+                Role.minimum,
+                f"Lowest {field.name}",
+                {"ge": 0, "le": 10_000_000},
+                field,
             )
         ]
     if field.filter is Filter.actor:
         return [
             Param(
-                "actor", str, Role.actor,
+                "actor",
+                str,
+                Role.actor,
                 "Matches any actor field and known aliases (ISIS = ISIL = Daesh = Islamic "
                 "State), case-insensitive; comma-separated",
-                {"max_length": 500}, field,
+                {"max_length": 500},
+                field,
             )
         ]
     if field.filter is Filter.text:
-        return [
-            Param("q", str, Role.text, f"Full-text search over {field.name}", text, field)
-        ]
+        return [Param("q", str, Role.text, f"Full-text search over {field.name}", text, field)]
     return []
 
 
 def _params() -> tuple[Param, ...]:
     params = [
         Param(
-            "near", str, Role.near, "`lat,lon` or a place name (`near=Khanaqin`)",
-            {"max_length": 200}, examples=("Khanaqin", "34.348,45.391"),
+            "near",
+            str,
+            Role.near,
+            "`lat,lon` or a place name (`near=Khanaqin`)",
+            {"max_length": 200},
+            examples=("Khanaqin", "34.348,45.391"),
         ),
         Param(
-            "radius_km", float, Role.radius,
+            "radius_km",
+            float,
+            Role.radius,
             "With `near`: geodesic radius in km (default 25; with `sort=distance` and no "
             "radius, the `limit` nearest are returned)",
             {"gt": 0, "le": MAX_RADIUS_KM},
         ),
         Param(
-            "bbox", str, Role.bbox,
+            "bbox",
+            str,
+            Role.bbox,
             "minLon,minLat,maxLon,maxLat; minLon > maxLon crosses the antimeridian",
-            {"max_length": 200}, examples=("44.5,33.5,46.0,35.0",),
+            {"max_length": 200},
+            examples=("44.5,33.5,46.0,35.0",),
         ),
         Param("within", str, Role.within, "An area id or name", {"max_length": 200}),
     ]

@@ -90,9 +90,7 @@ async def fetch_page(
 ) -> Page:
     if f.nearest_first():
         return await _nearest(conn, f, fmt=fmt, limit=limit, doc=doc)
-    sql, params, order = build_query(
-        f, sort=sort, fmt=fmt, after=after, limit=limit + 1, doc=doc
-    )
+    sql, params, order = build_query(f, sort=sort, fmt=fmt, after=after, limit=limit + 1, doc=doc)
     rows = await conn.fetch(sql, *params)
     return Page(rows=rows[:limit], more=len(rows) > limit, order=order)
 

@@ -27,8 +27,12 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def rows(n: int = 120) -> list[dict[str, Any]]:
-    actors = ["Military Forces of Iraq (2020-)", "Islamic State (Iraq)", "Civilians (Iraq)",
-              "Protesters (Iraq)"]
+    actors = [
+        "Military Forces of Iraq (2020-)",
+        "Islamic State (Iraq)",
+        "Civilians (Iraq)",
+        "Protesters (Iraq)",
+    ]
     return [
         {
             "event_date": dt.date(2020, 1, 1) + dt.timedelta(days=k * 5),
@@ -176,31 +180,74 @@ def test_url_shapes_from_acleds_documentation(
     assert body["count"] == len(body["data"]) == 3
     row = body["data"][0]
     assert list(row) == [
-        "event_id_cnty", "event_date", "year", "time_precision", "disorder_type", "event_type",
-        "sub_event_type", "actor1", "assoc_actor_1", "inter1", "actor2", "assoc_actor_2",
-        "inter2", "interaction", "civilian_targeting", "iso", "region", "country", "admin1",
-        "admin2", "admin3", "location", "latitude", "longitude", "geo_precision", "source",
-        "source_scale", "notes", "fatalities", "tags", "timestamp",
+        "event_id_cnty",
+        "event_date",
+        "year",
+        "time_precision",
+        "disorder_type",
+        "event_type",
+        "sub_event_type",
+        "actor1",
+        "assoc_actor_1",
+        "inter1",
+        "actor2",
+        "assoc_actor_2",
+        "inter2",
+        "interaction",
+        "civilian_targeting",
+        "iso",
+        "region",
+        "country",
+        "admin1",
+        "admin2",
+        "admin3",
+        "location",
+        "latitude",
+        "longitude",
+        "geo_precision",
+        "source",
+        "source_scale",
+        "notes",
+        "fatalities",
+        "tags",
+        "timestamp",
     ]
     assert all(isinstance(v, str) for v in row.values())
     assert row["iso"] == "368" and row["region"] == "Middle East" and row["admin3"] == ""
     assert row["year"] == row["event_date"][:4]
     # `|` lists, :OR: across fields, BETWEEN on dates, `fields`, CSV (three URL forms).
-    either = get(live_server, "/api/acled/read", admin1="Diyala|Baghdad",
-                 fields="event_id_cnty", limit=0, **auth).json()
+    either = get(
+        live_server,
+        "/api/acled/read",
+        admin1="Diyala|Baghdad",
+        fields="event_id_cnty",
+        limit=0,
+        **auth,
+    ).json()
     assert either["count"] == len(live)
-    crossed = get(live_server, "/api/acled/read", **{
-        "actor1": "Protesters (Iraq):OR:actor2=Protesters (Iraq)", "limit": 0, **auth,
-    }).json()
-    expected = {i["external_id"] for i in live if "Protesters (Iraq)" in (i["actor1"],
-                                                                            i["actor2"])}
+    crossed = get(
+        live_server,
+        "/api/acled/read",
+        **{
+            "actor1": "Protesters (Iraq):OR:actor2=Protesters (Iraq)",
+            "limit": 0,
+            **auth,
+        },
+    ).json()
+    expected = {i["external_id"] for i in live if "Protesters (Iraq)" in (i["actor1"], i["actor2"])}
     assert {r["event_id_cnty"] for r in crossed["data"]} == expected
-    same = get(live_server, "/api/acled/read", country="Iraq:OR:country=Syria", limit=0,
-               **auth).json()
+    same = get(
+        live_server, "/api/acled/read", country="Iraq:OR:country=Syria", limit=0, **auth
+    ).json()
     assert same["count"] == len(live)
-    dated = get(live_server, "/api/acled/read", event_date="2020-01-01|2020-12-31",
-                event_date_where="BETWEEN", fields="event_id_cnty|event_date|fatalities",
-                **auth).json()
+    dated = get(
+        live_server,
+        "/api/acled/read",
+        event_date="2020-01-01|2020-12-31",
+        event_date_where="BETWEEN",
+        fields="event_id_cnty|event_date|fatalities",
+        **auth,
+    ).json()
     assert {r["event_id_cnty"] for r in dated["data"]} == {
         i["external_id"] for i in v1(live_server, start="2020-01-01", end="2020-12-31")
     }
@@ -219,14 +266,26 @@ def test_url_shapes_from_acleds_documentation(
     # timestamp: changed since (Unix seconds); inter codes derived from the actors' names.
     since = get(live_server, "/api/acled/read", timestamp=int(time.time()) + 3600, **auth)
     assert since.json()["count"] == 0
-    coded = get(live_server, "/api/acled/read", actor1="Military Forces of Iraq (2020-)",
-                fields="inter1|inter2|interaction", limit=1, **auth).json()["data"][0]
+    coded = get(
+        live_server,
+        "/api/acled/read",
+        actor1="Military Forces of Iraq (2020-)",
+        fields="inter1|inter2|interaction",
+        limit=1,
+        **auth,
+    ).json()["data"][0]
     assert coded["inter1"] == "1" and coded["interaction"].startswith("1")
     # Stable paging: page N is the same while others write (new incidents come last).
-    first = get(live_server, "/api/acled/read", limit=10, page=3, fields="event_id_cnty",
-                **auth).json()["data"]
-    new = {"event_date": "2019-06-01", "event_type": "Battles", "latitude": 34.1,
-           "longitude": 45.1, "country_code": "IRQ"}
+    first = get(
+        live_server, "/api/acled/read", limit=10, page=3, fields="event_id_cnty", **auth
+    ).json()["data"]
+    new = {
+        "event_date": "2019-06-01",
+        "event_type": "Battles",
+        "latitude": 34.1,
+        "longitude": 45.1,
+        "country_code": "IRQ",
+    }
     posted = httpx.post(
         f"{live_server}/v1/incidents/bulk",
         content="\n".join(json.dumps({**new, "external_id": f"NEW{n}"}) for n in range(15)),
@@ -234,8 +293,9 @@ def test_url_shapes_from_acleds_documentation(
         timeout=30,
     )
     assert posted.json()["inserted"] == 15, posted.text
-    again = get(live_server, "/api/acled/read", limit=10, page=3, fields="event_id_cnty",
-                **auth).json()["data"]
+    again = get(
+        live_server, "/api/acled/read", limit=10, page=3, fields="event_id_cnty", **auth
+    ).json()["data"]
     assert again == first
 
 
@@ -289,7 +349,10 @@ def test_an_acled_export_reads_back_as_it_went_in(
     env = {**os.environ, "DATABASE_URL": database_url, "KEY_PEPPER": PEPPER}
     done = subprocess.run(
         [str(Path(sys.executable).with_name("incidents")), "import", str(source), "--quiet"],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     original = list(csv.DictReader(io.StringIO(source.read_text(encoding="utf-8-sig"))))
@@ -303,19 +366,39 @@ def test_an_acled_export_reads_back_as_it_went_in(
             if column == "timestamp":
                 continue  # ours: when it changed here
             assert got[column] == value, (row["event_id_cnty"], column, got[column], value)
-    coded = get(live_server, "/api/acled/read", event_id_cnty=ids,
-                fields="event_id_cnty|inter1|inter2|interaction").json()["data"]
+    coded = get(
+        live_server,
+        "/api/acled/read",
+        event_id_cnty=ids,
+        fields="event_id_cnty|inter1|inter2|interaction",
+    ).json()["data"]
     assert {r["interaction"] for r in coded} == {"27", "12"}
 
 
 def test_keys_in_urls_never_reach_the_logs(database_url: str, read_key: str) -> None:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "KEY_PEPPER": PEPPER,
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KEY_PEPPER": PEPPER,
+        "PYTHONUNBUFFERED": "1",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
-         "--log-level", "info"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "info",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -105,7 +105,9 @@ def extended_database() -> str:
     async def add_column() -> None:
         conn = await asyncpg.connect(url)
         try:
+            # A migration adding a field adds it to the history too.
             await conn.execute("ALTER TABLE incidents ADD COLUMN weapon text")
+            await conn.execute("ALTER TABLE incident_history ADD COLUMN weapon text")
         finally:
             await conn.close()
 

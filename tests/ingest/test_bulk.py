@@ -256,8 +256,11 @@ async def test_nested_features_keys_are_data(
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [45.39, 34.35]},
         "properties": {
-            **{k: v for k, v in incident(external_id="NEST1").items() if k not in
-               ("latitude", "longitude")},
+            **{
+                k: v
+                for k, v in incident(external_id="NEST1").items()
+                if k not in ("latitude", "longitude")
+            },
             "tags": ["features"],
         },
     }
@@ -325,7 +328,9 @@ async def test_single_and_bulk_writes_fill_in_the_same_fields(
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "country_code"
     resp = await post(
-        client, writer, json.dumps({**base, **ENRICHED[0], "country_code": "QQ"}) + "\n",
+        client,
+        writer,
+        json.dumps({**base, **ENRICHED[0], "country_code": "QQ"}) + "\n",
         "application/x-ndjson",
     )
     assert resp.json()["failed"] == 1

@@ -56,8 +56,9 @@ def test_owslib_reads_every_page(live_server: str, incidents_for_clients: list[i
 
     api = Features(f"{live_server}/ogc")
     assert api.feature_collections() == ["incidents"]
-    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in (
-        api.conformance()["conformsTo"]
+    assert (
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
+        in (api.conformance()["conformsTo"])
     )
     assert api.collection("incidents")["itemType"] == "feature"
     queryables = api.collection_queryables("incidents")
@@ -87,7 +88,8 @@ def test_owslib_reads_every_page(live_server: str, incidents_for_clients: list[i
         "incidents", limit=1000, filter="event_type = 'Battles' AND fatalities > 2"
     )
     expected_battles = {
-        k for k, v in v1_features(live_server).items()
+        k
+        for k, v in v1_features(live_server).items()
         if v["event_type"] == "Battles" and v["fatalities"] > 2
     }
     assert {f["properties"]["external_id"] for f in filtered["features"]} == expected_battles
@@ -103,10 +105,19 @@ def test_gdal_ogr2ogr_reads_every_page(
     env = {**os.environ, "CPL_DEBUG": "ON"}
     done = subprocess.run(
         [
-            "ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{live_server}/ogc", "incidents",
-            "-spat", *map(str, BBOX),
+            "ogr2ogr",
+            "-f",
+            "GeoJSON",
+            str(out),
+            f"OAPIF:{live_server}/ogc",
+            "incidents",
+            "-spat",
+            *map(str, BBOX),
         ],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     pages = done.stderr.count("/ogc/collections/incidents/items")
@@ -123,7 +134,9 @@ def test_gdal_ogr2ogr_reads_every_page(
         assert props["fatalities"] == incident["fatalities"]
     info = subprocess.run(
         ["ogrinfo", "-ro", "-so", f"OAPIF:{live_server}/ogc", "incidents"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert info.returncode == 0, info.stderr[-2000:]
     assert f"Feature Count: {len(v1_features(live_server))}" in info.stdout  # numberMatched
@@ -166,12 +179,19 @@ def test_qgis_adds_the_layer_and_reads_it(
 ) -> None:
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(runtime),
-           "HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_RUNTIME_DIR": str(runtime),
+        "HOME": str(tmp_path),
+    }
     env.pop("PYTHONPATH", None)
     done = subprocess.run(
         [SYSTEM_PYTHON, "-c", QGIS_SCRIPT, live_server, ",".join(map(str, BBOX))],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])

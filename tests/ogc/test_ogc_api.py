@@ -127,10 +127,10 @@ async def test_collection_and_queryables(client: httpx.AsyncClient, loaded: list
     assert collection["itemType"] == "feature" and collection["crs"] == [CRS84]
     for key in ("id", "title", "itemType", "extent"):
         assert collection[key] == listed[0][key]
-    (x0, y0, x1, y1), = collection["extent"]["spatial"]["bbox"]
+    ((x0, y0, x1, y1),) = collection["extent"]["spatial"]["bbox"]
     for row in rows():
         assert x0 <= row["longitude"] <= x1 and y0 <= row["latitude"] <= y1
-    (start, end), = collection["extent"]["temporal"]["interval"]
+    ((start, end),) = collection["extent"]["temporal"]["interval"]
     assert start.startswith("2019-01-01") and end.startswith(
         (dt.date(2019, 1, 1) + dt.timedelta(days=59 * 17)).isoformat()
     )
@@ -146,8 +146,12 @@ async def test_collection_and_queryables(client: httpx.AsyncClient, loaded: list
     assert schema["$id"] == queryables_link["href"] and schema["type"] == "object"
     props = schema["properties"]
     assert props["geometry"]["$ref"].startswith("https://geojson.org/schema/")
-    assert props["event_date"] == {"title": "event_date", "type": "string", "format": "date",
-                                   "description": props["event_date"]["description"]}
+    assert props["event_date"] == {
+        "title": "event_date",
+        "type": "string",
+        "format": "date",
+        "description": props["event_date"]["description"],
+    }
     assert props["fatalities"]["type"] == "integer" and props["civilian_targeting"]["type"] == (
         "boolean"
     )
@@ -190,8 +194,9 @@ async def test_items_match_the_v1_search(client: httpx.AsyncClient, loaded: list
     whole = (await client.get(f"{ITEMS}?limit=1")).json()
     assert whole["numberMatched"] == len(rows()) and whole["numberReturned"] == 1
     typed = (await client.get(f"{ITEMS}?limit=1&event_type=Battles&datetime=2019-01-05/..")).json()
-    assert typed["numberMatched"] == len(await v1_ids(client, event_type="Battles",
-                                                      start="2019-01-05"))
+    assert typed["numberMatched"] == len(
+        await v1_ids(client, event_type="Battles", start="2019-01-05")
+    )
     boxed = (await client.get(f"{ITEMS}?limit=1&bbox=45.3,34.3,45.5,34.5")).json()
     assert "numberMatched" not in boxed
     assert boxed["timeStamp"].endswith("Z")
@@ -293,8 +298,10 @@ async def test_cql2_filters_match_a_direct_query(
         "op": "and",
         "args": [
             {"op": "=", "args": [{"property": "event_type"}, "Battles"]},
-            {"op": "s_intersects",
-             "args": [{"property": "geometry"}, {"bbox": [45.3, 34.3, 45.5, 34.5]}]},
+            {
+                "op": "s_intersects",
+                "args": [{"property": "geometry"}, {"bbox": [45.3, 34.3, 45.5, 34.5]}],
+            },
         ],
     }
     got = await matching(
@@ -308,7 +315,8 @@ async def test_cql2_filters_match_a_direct_query(
         client, ITEMS, limit=1000, filter="fatalities > 3", datetime="2019-01-01/2019-12-31"
     )
     direct = sorted(
-        str(r["id"]) for r in await db.fetch(
+        str(r["id"])
+        for r in await db.fetch(
             "SELECT id FROM incidents WHERE fatalities > 3 AND event_date <= '2019-12-31'"
         )
     )
@@ -327,19 +335,44 @@ async def test_cql2_filters_match_a_direct_query(
 def qgis_style_feature(**properties: Any) -> dict[str, Any]:
     """What QGIS posts: every field of the layer (read-only ones and nulls included)."""
     fields = {
-        "external_id": None, "event_date": "2021-05-02", "event_date_end": None,
-        "time_precision": None, "disorder_type": None, "event_type": "Battles",
-        "sub_event_type": "Armed clash", "actor1": "Military Forces of Iraq",
-        "assoc_actor_1": None, "actor2": None, "assoc_actor_2": None,
-        "civilian_targeting": None, "country_code": None, "country": "Iraq", "admin1": "Diyala",
-        "admin2": None, "admin3": None, "location": "Jalawla", "geo_precision": 2,
-        "source": "Rudaw", "source_scale": None, "sources": None, "notes": None,
-        "fatalities": 3, "fatalities_low": None, "fatalities_high": None, "tags": None,
-        "created_at": None, "updated_at": None, "version": None, "possible_duplicates": None,
+        "external_id": None,
+        "event_date": "2021-05-02",
+        "event_date_end": None,
+        "time_precision": None,
+        "disorder_type": None,
+        "event_type": "Battles",
+        "sub_event_type": "Armed clash",
+        "actor1": "Military Forces of Iraq",
+        "assoc_actor_1": None,
+        "actor2": None,
+        "assoc_actor_2": None,
+        "civilian_targeting": None,
+        "country_code": None,
+        "country": "Iraq",
+        "admin1": "Diyala",
+        "admin2": None,
+        "admin3": None,
+        "location": "Jalawla",
+        "geo_precision": 2,
+        "source": "Rudaw",
+        "source_scale": None,
+        "sources": None,
+        "notes": None,
+        "fatalities": 3,
+        "fatalities_low": None,
+        "fatalities_high": None,
+        "tags": None,
+        "created_at": None,
+        "updated_at": None,
+        "version": None,
+        "possible_duplicates": None,
     }
     fields.update(properties)
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [45.16, 34.27]},
-            "properties": fields}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [45.16, 34.27]},
+        "properties": fields,
+    }
 
 
 @pytest.mark.usefixtures("gazetteer")
@@ -366,9 +399,7 @@ async def test_create_replace_update_delete(
     assert body["properties"]["tags"] == [] and body["properties"]["time_precision"] == 1
     assert body["properties"]["country_code"] == "IRQ"  # filled in as on /v1
     assert (await client.post(ITEMS, json=qgis_style_feature())).status_code == 401
-    assert (
-        await client.post(ITEMS, json=qgis_style_feature(), headers=reader)
-    ).status_code == 403
+    assert (await client.post(ITEMS, json=qgis_style_feature(), headers=reader)).status_code == 403
     # PUT: the whole Feature (QGIS sends the id as a string); absent fields go back to defaults.
     replaced = qgis_style_feature(fatalities=5, notes="revised", source=None)
     replaced["id"] = feature_id
@@ -393,7 +424,8 @@ async def test_create_replace_update_delete(
     )
     assert moved.json()["geometry"]["coordinates"] == [45.2, 34.3]
     stale = await client.patch(
-        f"{ITEMS}/{feature_id}", json={"properties": {"fatalities": 1}},
+        f"{ITEMS}/{feature_id}",
+        json={"properties": {"fatalities": 1}},
         headers={**writer, "If-Match": '"v1"'},
     )
     assert stale.status_code == 412
@@ -422,9 +454,9 @@ async def test_html_pages(client: httpx.AsyncClient, loaded: list[int]) -> None:
     for url in ("/ogc", "/ogc/collections/incidents", f"{ITEMS}?limit=5", "/ogc/conformance"):
         resp = await client.get(url, headers=browser)
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
-        assert "<h1>" in resp.text and "script-src 'self'" in resp.headers[
-            "content-security-policy"
-        ]
+        assert (
+            "<h1>" in resp.text and "script-src 'self'" in resp.headers["content-security-policy"]
+        )
     page = await client.get(f"{ITEMS}?limit=5&f=html")
     assert "/map/assets/maplibre-gl.js" in page.text and '"FeatureCollection"' in page.text
     assert (await client.get(f"{ITEMS}?limit=5", headers={"Accept": "*/*"})).headers[

@@ -72,6 +72,7 @@ SAFE_NAMES = {
     "last",  # LIMIT / OFFSET placeholders
     "skip",
     "op",  # an operator from a fixed list (ACLED's `_where`), checked before use
+    "expression",  # version_sql(): a fixed expression over the incident row, from code
 }
 
 

@@ -191,7 +191,7 @@ async def test_grid_is_bounded_by_the_cells_that_hold_incidents(
         resp = await client.get("/v1/stats/grid", params=params)
         assert resp.status_code == 200, (params, resp.text)
         assert resp.json()["numberReturned"] >= 1
-    diyala = (await client.get("/v1/stats/grid", params={"cell_km": 10, "admin1": "Diyala"}))
+    diyala = await client.get("/v1/stats/grid", params={"cell_km": 10, "admin1": "Diyala"})
     assert sum(f["properties"]["incidents"] for f in diyala.json()["features"]) >= 5
     # More non-empty hexagons than the limit: a 422 naming cell_km, nothing built.
     monkeypatch.setattr(grid, "MAX_CELLS", 2)

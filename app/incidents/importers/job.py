@@ -134,9 +134,7 @@ async def run_import(
                 rows, pending, finished = await loop_task
                 last_row = report.last_row
                 if not finished:
-                    loop_task = asyncio.create_task(
-                        asyncio.to_thread(take, records, report, batch)
-                    )
+                    loop_task = asyncio.create_task(asyncio.to_thread(take, records, report, batch))
                 rows += await resolve_locations(conn, pending, report)
                 async with conn.transaction():
                     before = (report.inserted, report.updated, report.unchanged)

@@ -21,7 +21,6 @@ from app.incidents.enrich import unknown_code
 from app.incidents.fields import BY_NAME, WRITABLE_COLUMNS
 from app.incidents.importers.readers import Record
 from app.incidents.schemas import IncidentIn
-from app.incidents.sql import INCIDENT_JSON
 
 MAX_LISTED = 1000  # failed rows / duplicates listed in a report (all are counted)
 
@@ -111,11 +110,10 @@ UPSERT_SQL = (
     "IS DISTINCT FROM (" + _NEW + ", ST_X(EXCLUDED.geom), ST_Y(EXCLUDED.geom), false) "
     "RETURNING i.*, (i.xmax = 0) AS inserted), "
     "rev AS (INSERT INTO incident_revisions (incident_id, version, op, changed_by, "
-    "changed_fields, data) SELECT i.id, i.version, CASE WHEN i.inserted THEN 'create' "
+    "changed_fields) SELECT i.id, i.version, CASE WHEN i.inserted THEN 'create' "
     "ELSE 'update' END, $1, CASE WHEN i.inserted THEN '{}'::text[] ELSE coalesce(("
-    "SELECT s.changed FROM src s WHERE s.external_id = i.external_id), '{}') END, ("
-    + INCIDENT_JSON
-    + ")::jsonb FROM up i) "
+    "SELECT s.changed FROM src s WHERE s.external_id = i.external_id), '{}') END "
+    "FROM up i) "
     "SELECT count(*) FILTER (WHERE inserted) AS inserted, "
     "count(*) FILTER (WHERE NOT inserted) AS updated FROM up"
 )

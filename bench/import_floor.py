@@ -1,0 +1,145 @@
+"""The import floor: the same ACLED CSV loaded into a copy of our schema the fastest way
+PostgreSQL allows, for comparison with `incidents import` in the same run.
+
+    .venv/bin/python bench/import_floor.py bench/data/acled_1000000.csv
+
+A fresh database migrated to head (our tables, types and functions), then: every index of
+`incidents` but its primary key dropped and its triggers disabled; the file COPYed into a
+staging table of text columns (PostgreSQL parses the CSV); one INSERT…SELECT casting into
+`incidents`; every index built again (maintenance_work_mem 1 GB, parallel workers as
+configured); ANALYZE. No validation, history, change feed, duplicate flags or rollups: those
+are what `incidents import` adds. Prints each step and rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.cli import run_migrations  # noqa: E402
+from app.core.config import to_plain_url  # noqa: E402
+
+CAST = {
+    "event_id_cnty": "nullif(event_id_cnty, '')",
+    "event_date": "event_date::date",
+    "time_precision": "nullif(time_precision, '')::smallint",
+    "disorder_type": "nullif(disorder_type, '')",
+    "event_type": "event_type",
+    "sub_event_type": "nullif(sub_event_type, '')",
+    "actor1": "nullif(actor1, '')",
+    "assoc_actor_1": "nullif(assoc_actor_1, '')",
+    "actor2": "nullif(actor2, '')",
+    "assoc_actor_2": "nullif(assoc_actor_2, '')",
+    "civilian_targeting": "coalesce(civilian_targeting, '') <> ''",
+    "country": "nullif(country, '')",
+    "admin1": "nullif(admin1, '')",
+    "admin2": "nullif(admin2, '')",
+    "admin3": "nullif(admin3, '')",
+    "location": "nullif(location, '')",
+    "geo_precision": "nullif(geo_precision, '')::smallint",
+    "source": "nullif(source, '')",
+    "source_scale": "nullif(source_scale, '')",
+    "notes": "nullif(notes, '')",
+    "fatalities": "fatalities::int",
+    "tags": "coalesce(string_to_array(nullif(tags, ''), '; '), '{}')",
+}
+TARGET = {"event_id_cnty": "external_id"}
+
+
+async def floor(url: str, path: Path) -> dict[str, float]:
+    conn = await asyncpg.connect(url, server_settings={"statement_timeout": "0"})
+    times: dict[str, float] = {}
+    try:
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'incidents' "
+            "AND indexname <> 'incidents_pkey' AND indexname NOT IN (SELECT conname "
+            "FROM pg_constraint WHERE conrelid = 'incidents'::regclass)"
+        )
+        constraints = await conn.fetch(
+            "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+            "WHERE conrelid = 'incidents'::regclass AND contype = 'u'"
+        )
+        for c in constraints:
+            await conn.execute(f'ALTER TABLE incidents DROP CONSTRAINT "{c["conname"]}"')
+        for index in indexes:
+            await conn.execute(f'DROP INDEX IF EXISTS "{index["indexname"]}"')
+        await conn.execute("ALTER TABLE incidents DISABLE TRIGGER USER")
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f))
+        columns = ", ".join(f'"{h}" text' for h in header)
+        await conn.execute(f"CREATE UNLOGGED TABLE stage ({columns})")
+        started = time.perf_counter()
+        with path.open("rb") as f:
+            await conn.copy_to_table("stage", source=f, format="csv", header=True)
+        times["copy"] = time.perf_counter() - started
+        started = time.perf_counter()
+        targets = ", ".join(TARGET.get(c, c) for c in CAST)
+        selects = ", ".join(CAST.values())
+        await conn.execute(
+            f"INSERT INTO incidents ({targets}, geom) SELECT {selects}, "  # noqa: S608
+            "ST_SetSRID(ST_MakePoint(longitude::float8, latitude::float8), 4326) FROM stage"
+        )
+        times["insert"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for c in constraints:
+            one = time.perf_counter()
+            await conn.execute(f'ALTER TABLE incidents ADD CONSTRAINT "{c["conname"]}" {c["def"]}')
+            times[f"constraint {c['conname']}"] = time.perf_counter() - one
+        for index in indexes:
+            one = time.perf_counter()
+            await conn.execute(index["indexdef"])
+            times[f"index {index['indexname']}"] = time.perf_counter() - one
+        times["indexes"] = time.perf_counter() - started
+        started = time.perf_counter()
+        await conn.execute("ANALYZE incidents")
+        times["analyze"] = time.perf_counter() - started
+        times["rows"] = float(await conn.fetchval("SELECT count(*) FROM incidents"))
+    finally:
+        await conn.close()
+    return times
+
+
+async def fresh(base: str, name: str) -> str:
+    admin = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"{base}/{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("csv", type=Path)
+    parser.add_argument(
+        "--database-url",
+        default=to_plain_url(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1/x")),
+        help="any database URL of the server; the floor uses a database of its own",
+    )
+    parser.add_argument("--name", default="incidents_floor")
+    args = parser.parse_args()
+    base = args.database_url.rsplit("/", 1)[0]
+    url = asyncio.run(fresh(base, args.name))
+    run_migrations("head", database_url=url)
+    times = asyncio.run(floor(url, args.csv))
+    rows = times.pop("rows")
+    total = times["copy"] + times["insert"] + times["indexes"] + times["analyze"]
+    for step, seconds in times.items():
+        print(f"floor {step:<40} {seconds:7.2f} s")
+    print(f"floor total {total:.1f} s for {rows:,.0f} rows = {rows / total:,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()
