@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import os
 import sys
@@ -177,6 +178,12 @@ def areas_import(
     _with_loader(work)
 
 
+class RebuildIndexes(enum.StrEnum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
 @cli.command("import")
 def import_file(
     file: Annotated[
@@ -193,6 +200,15 @@ def import_file(
     ] = None,
     batch: Annotated[int, typer.Option(help="Rows per committed chunk")] = 50_000,
     quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
+    verbose: Annotated[bool, typer.Option(help="Seconds per step of the load")] = False,
+    rebuild_indexes: Annotated[
+        RebuildIndexes,
+        typer.Option(
+            "--rebuild-indexes",
+            help="auto: drop and rebuild the secondary indexes when the file is at least a "
+            "quarter of the store (an empty store included); always; never",
+        ),
+    ] = RebuildIndexes.auto,
 ) -> None:
     """Upsert incidents from a file on external_id: idempotent, resumable after an
     interruption (rerun the same command), with a progress bar."""
@@ -202,7 +218,15 @@ def import_file(
     async def run() -> None:
         conn = await _loader_connection()
         try:
-            result = await run_import(conn, file, fmt=format, batch=batch, progress=not quiet)
+            result = await run_import(
+                conn,
+                file,
+                fmt=format,
+                batch=batch,
+                progress=not quiet,
+                rebuild_indexes=rebuild_indexes.value,
+                connect=_loader_connection,
+            )
         except ReadError as exc:
             where = f" (line {exc.line})" if exc.line else ""
             typer.echo(f"error: cannot read {file}{where}: {exc}", err=True)
@@ -218,6 +242,11 @@ def import_file(
             f"rows/s){resumed}",
             err=True,
         )
+        if verbose:
+            for step, seconds in r.timings.items():
+                typer.echo(f"  {step}: {seconds:.1f}s", err=True)
+            for name, seconds in result.indexes_built.items():
+                typer.echo(f"    index {name}: {seconds:.1f}s", err=True)
         for problem in r.errors[:20]:
             line = f" line {problem.line}" if problem.line else ""
             fields = "; ".join(f"{e['field']}: {e['message']}" for e in problem.errors)

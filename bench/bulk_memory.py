@@ -143,6 +143,8 @@ def main() -> None:
             done.set()
             sampler.join()
         report = resp.json()
+        if resp.status_code != 200:
+            print(resp.text[:2000])
         lines = [
             f"# bulk upload memory, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             f"status {resp.status_code}: inserted {report.get('inserted')}, "

@@ -96,6 +96,28 @@ class Database:
         async with self.read() as conn, conn.transaction():
             yield conn
 
+    @asynccontextmanager
+    async def long_write(self, seconds: float) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of its own, in one transaction, for a write that may take minutes (a
+        bulk load): its statement timeout and the client's wait are `seconds` instead of the
+        pool's 15 s, and it does not hold a pool slot that requests are waiting for."""
+        settings = {**server_settings(self.settings), "statement_timeout": str(int(seconds * 1000))}
+        try:
+            conn = await asyncpg.connect(
+                self.settings.plain_database_url,
+                timeout=self.settings.db_connect_timeout_s,
+                command_timeout=seconds,
+                server_settings=settings,
+            )
+        except _UNAVAILABLE as exc:
+            raise _unavailable() from exc
+        try:
+            await init_connection(conn)
+            async with conn.transaction():
+                yield conn
+        finally:
+            await conn.close()
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
-    ForeignKey,
     Identity,
     Integer,
     SmallInteger,
@@ -140,9 +139,7 @@ class IncidentRevision(Base):
     __table_args__ = (UniqueConstraint("incident_id", "version"),)
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    incident_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False
-    )
+    incident_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     op: Mapped[str] = mapped_column(Text, nullable=False)
     changed_by: Mapped[str | None] = mapped_column(Text)

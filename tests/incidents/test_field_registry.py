@@ -15,7 +15,7 @@ import pytest
 
 from app.cli import run_migrations
 from app.incidents.fields import CSV_FIELDS, FIELDS, JSON_FIELDS, WRITABLE_COLUMNS
-from app.incidents.importers.pipeline import STAGE_COLUMNS
+from app.incidents.importers.rows import STAGE_COLUMNS
 from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch
 from app.incidents.sql import INCIDENT_JSON
 from app.search.formats import csv_header

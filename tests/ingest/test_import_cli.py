@@ -65,7 +65,7 @@ async def test_import_resumes_after_interruption(
 ) -> None:
     path = generated(tmp_path, 2500)
     calls = {"n": 0}
-    real = job_module.upsert_stage
+    real = job_module.write
 
     async def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
@@ -73,19 +73,27 @@ async def test_import_resumes_after_interruption(
             raise KeyboardInterrupt  # the user pressed Ctrl-C during the third chunk
         await real(*args, **kwargs)
 
-    monkeypatch.setattr(job_module, "upsert_stage", failing)
+    monkeypatch.setattr(job_module, "write", failing)
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(database_url)
+
     conn = await asyncpg.connect(database_url, server_settings={"jit": "off"})
     try:
         with pytest.raises(KeyboardInterrupt):
-            await run_import(conn, path, batch=1000, progress=False)
+            await run_import(
+                conn, path, batch=1000, progress=False, rebuild_indexes="never", connect=connect
+            )
     finally:
         await conn.close()
     assert await db.fetchval("SELECT count(*) FROM incidents") == 2000
     assert await db.fetchval("SELECT rows_done FROM import_jobs WHERE status = 'running'") == 2000
-    monkeypatch.setattr(job_module, "upsert_stage", real)
+    monkeypatch.setattr(job_module, "write", real)
     conn = await asyncpg.connect(database_url, server_settings={"jit": "off"})
     try:
-        result = await run_import(conn, path, batch=1000, progress=False)
+        result = await run_import(
+            conn, path, batch=1000, progress=False, rebuild_indexes="never", connect=connect
+        )
     finally:
         await conn.close()
     assert result.resumed_from == 2000 and result.report.inserted == 500

@@ -73,6 +73,26 @@ SAFE_NAMES = {
     "skip",
     "op",  # an operator from a fixed list (ACLED's `_where`), checked before use
     "expression",  # version_sql(): a fixed expression over the incident row, from code
+    # The set-based load (importers/raw.py, transform.py): SQL generated from the field
+    # registry's names and constraints; `int(...)` of offsets and limits; the file's cells
+    # are only ever read by that SQL from the raw table, never formatted into it.
+    "int",
+    "self",
+    "row",
+    "line",
+    "oks",
+    "rules_ok",
+    "newlines",
+    "cell",
+    "elements",
+    "most",
+    "longest",
+    "actors",  # the pair rule's actor expression, fixed text
+    "tables",  # work tables named after the loading session's pid (`Tables`), never input
+    "table",
+    "_rows",  # "BETWEEN a AND b" of ints (`pipeline._rows`)
+    "first",
+    "middle",
 }
 
 

@@ -1,273 +1,445 @@
-"""Bulk upsert: validate records, COPY them into a staging table, then one set-based upsert
-on external_id (with revisions, so bulk writes show in history and the change feed).
+"""Bulk upsert: a batch staged in work tables, then every guarantee of the store applied to the
+whole batch at once, each step one statement over the batch:
 
-Used by `POST /v1/incidents/bulk` (one transaction per request) and `incidents import`
-(one transaction per chunk, resumable).
+1. **stage**: raw rows mapped and validated in SQL (`raw`, `transform`); rows SQL does not
+   vouch for, and files SQL cannot read, validated by `IncidentIn` in Python (`rows`);
+2. **ready**: place fill (once per distinct country/code/admin-1 where the rule cannot need the
+   point, else per row; `incident_place_fill`, migration 0008), unknown codes refused, later
+   rows of one external_id superseding earlier ones, the incident each row updates and the
+   fields it changes;
+3. **ids** for the new rows, in row order (what posting them one by one would give);
+4. **duplicates**: `incident_duplicate_pair` (migration 0012, the rule single creates use)
+   between each new row and the store's live incidents and the batch's earlier new rows, at
+   most ten each, found through (event type, latitude band, date) indexes;
+5. **write**: one INSERT…ON CONFLICT with its revisions (rollups and history follow from the
+   statement triggers); identical rows are not even locked.
+
+Steps 1-4 only read the store; `write` is the only step that changes it. Work tables are
+UNLOGGED, built with CREATE TABLE AS (which PostgreSQL runs with parallel workers). Used by
+`POST /v1/incidents/bulk` (one transaction per request) and `incidents import` (`job`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
-from pydantic import ValidationError
 
-from app.core.errors import validation_errors
-from app.incidents.enrich import unknown_code
-from app.incidents.fields import BY_NAME, WRITABLE_COLUMNS
-from app.incidents.importers.readers import Record
-from app.incidents.schemas import IncidentIn
-
-MAX_LISTED = 1000  # failed rows / duplicates listed in a report (all are counted)
-
-# The staging table: a row number and line for reports, the writable columns with the types of
-# `incidents` (JSON travels as text through binary COPY), the point, and what the set-based
-# steps work out (possible duplicates, changed fields, an unknown country code).
-STAGE_COLUMNS = ["row_no", "line_no", *WRITABLE_COLUMNS, "lon", "lat"]
-_JSON_COLUMNS = {c for c in WRITABLE_COLUMNS if BY_NAME[c].sql_type == "jsonb"}
-STAGE_TYPES = {
-    "row_no": "int",
-    "line_no": "int",
-    **{c: "text" if c in _JSON_COLUMNS else BY_NAME[c].sql_type for c in WRITABLE_COLUMNS},
-    "lon": "float8",
-    "lat": "float8",
-}
-
-STAGE_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS incident_stage ("
-    + ", ".join(f"{c} {STAGE_TYPES[c]}" for c in STAGE_COLUMNS)
-    + ", dups bigint[], changed text[], unknown_code boolean NOT NULL DEFAULT false) "
-    "ON COMMIT DELETE ROWS"
+from app.incidents.enrich import place_at, unknown_code, unknown_place
+from app.incidents.fields import WRITABLE_COLUMNS
+from app.incidents.importers.raw import RawTable, Tables
+from app.incidents.importers.rows import (
+    JSON_COLUMNS,
+    MAX_LISTED,
+    STAGE_COLUMNS,
+    STAGE_TYPES,
+    BulkReport,
+    Pending,
+    RowProblem,
+    stage_tuple,
+    validate,
 )
+from app.places.service import best_place
 
-# The enrichment rule of single writes (incident_place_fill, migration 0008), set-based. Rows
-# that already carry a known alpha-3 code, a country and an admin-1 need nothing.
-PLACE_FILL_SQL = """
-UPDATE incident_stage s
-SET (country, country_code, admin1, unknown_code) = (
-    SELECT f.country, f.country_code, f.admin1, f.unknown_code
-    FROM incident_place_fill(s.country, s.country_code, s.admin1, s.lon, s.lat) f)
-WHERE s.country IS NULL OR s.admin1 IS NULL OR s.country_code IS NULL
-   OR NOT EXISTS (SELECT 1 FROM countries c WHERE c.iso_a3 = s.country_code)
+FALLBACK_PAGE = 20_000  # rows SQL refused, handed to Python at a time
+PARALLEL_MIN_ROWS = 20_000  # below this a statement is not split over two connections
+WORK_STATISTICS = 10  # statistics target for work tables (300 x 10 rows sampled)
+
+_STAGE_DDL = ", ".join(f"{c} {STAGE_TYPES[c]}" for c in STAGE_COLUMNS)
+_EXTRA = "geom geometry, actors text[], bad boolean NOT NULL DEFAULT false"
+
+# Where the fill rule cannot need the point: admin-1 given, and a code given or found from the
+# name (see incident_place_fill). Worked out once per distinct key.
+_NEEDS_FILL = (
+    "(s.country IS NULL OR s.admin1 IS NULL OR s.country_code IS NULL "
+    "OR NOT EXISTS (SELECT 1 FROM countries c WHERE c.iso_a3 = s.country_code))"
+)
+FILLS_SQL = """
+CREATE UNLOGGED TABLE {fills} AS
+SELECT coalesce(k.country, '') AS k_country, coalesce(k.country_code, '') AS k_code,
+       k.admin1 AS k_admin1, x.country, x.country_code, x.admin1, x.unknown_code
+FROM (SELECT DISTINCT s.country, s.country_code, s.admin1 FROM {stage} s
+      WHERE s.admin1 IS NOT NULL AND {needs}) k
+CROSS JOIN LATERAL incident_place_fill(k.country, k.country_code, k.admin1, NULL, NULL) x
+WHERE k.country_code IS NOT NULL OR x.country_code IS NOT NULL
 """
 
-UNKNOWN_CODES_SQL = (
-    "DELETE FROM incident_stage WHERE unknown_code RETURNING row_no, line_no, country_code"
-)
-
-# Possible duplicates of new incidents (incident_possible_duplicates, migration 0005: the same
-# definition single creates use). Flagged, never merged.
-DUPLICATES_SQL = """
-UPDATE incident_stage s SET dups = d.ids
-FROM (
-    SELECT s2.row_no, incident_possible_duplicates(
-        s2.lon, s2.lat, s2.event_type, s2.event_date, s2.external_id,
-        ARRAY[s2.actor1, s2.assoc_actor_1, s2.actor2, s2.assoc_actor_2]) AS ids
-    FROM incident_stage s2
-    WHERE (s2.external_id IS NULL
-           OR NOT EXISTS (SELECT 1 FROM incidents e WHERE e.external_id = s2.external_id))
-      AND coalesce(s2.actor1, s2.assoc_actor_1, s2.actor2, s2.assoc_actor_2) IS NOT NULL
-) d
-WHERE d.row_no = s.row_no AND cardinality(d.ids) > 0
-"""
-
-# Staging keeps JSON as text (binary COPY); it becomes jsonb on the way in.
-_EXPR = {c: f"s.{c}::jsonb" for c in _JSON_COLUMNS}
-_SELECT = ", ".join(_EXPR.get(c, c).removeprefix("s.") for c in WRITABLE_COLUMNS)
-
-# Which fields an update changes, for the revision (compared before the upsert).
-CHANGED_SQL = (
-    "UPDATE incident_stage s SET changed = array_remove(ARRAY["  # noqa: S608 (constant SQL)
+_JSONB = {c: f"{c}::jsonb" for c in JSON_COLUMNS}
+_FILLED = ("country", "country_code", "admin1")
+_CHANGED = (
+    "array_remove(ARRAY["
     + ", ".join(
-        f"CASE WHEN i.{c} IS DISTINCT FROM {_EXPR.get(c, 's.' + c)} THEN '{c}' END"
+        f"CASE WHEN i.{c} IS DISTINCT FROM f.{_JSONB.get(c, c)} THEN '{c}' END"
         for c in WRITABLE_COLUMNS
     )
-    + ", CASE WHEN ST_Y(i.geom) IS DISTINCT FROM s.lat THEN 'latitude' END"
-    + ", CASE WHEN ST_X(i.geom) IS DISTINCT FROM s.lon THEN 'longitude' END"
-    + ", CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted_at' END"
-    + "], NULL) FROM incidents i WHERE i.external_id = s.external_id"
+    + ", CASE WHEN ST_Y(i.geom) IS DISTINCT FROM f.lat THEN 'latitude' END"
+    + ", CASE WHEN ST_X(i.geom) IS DISTINCT FROM f.lon THEN 'longitude' END"
+    + ", CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted_at' END], NULL)"
+)
+_READY_COLUMNS = ", ".join(
+    f"CASE WHEN k.k_admin1 IS NOT NULL THEN k.{c} WHEN p.filled THEN p.{c} ELSE s.{c} END AS {c}"
+    if c in _FILLED
+    else f"s.{c}"
+    for c in STAGE_COLUMNS
+)
+READY_SQL = (
+    "SELECT f.*, i.id AS existing_id, "
+    "CASE WHEN i.id IS NOT NULL THEN " + _CHANGED + " END AS changed, "
+    "incident_lat_cell(f.geom) AS cell FROM ("
+    "SELECT " + _READY_COLUMNS + ", s.geom, s.actors, "
+    "coalesce(k.unknown_code, p.unknown_code, false) AS unknown_code "
+    "FROM {stage} s "
+    "LEFT JOIN {fills} k ON coalesce(s.country, '') = k.k_country "
+    "AND coalesce(s.country_code, '') = k.k_code AND s.admin1 = k.k_admin1 "
+    "LEFT JOIN LATERAL (SELECT x.*, true AS filled FROM incident_place_fill("
+    "s.country, s.country_code, s.admin1, s.lon, s.lat) x "
+    "WHERE k.k_admin1 IS NULL AND " + _NEEDS_FILL + ") p ON true "
+    # Two rows of the batch with one external_id: the later one wins.
+    "WHERE NOT EXISTS (SELECT 1 FROM {stage} l WHERE l.external_id = s.external_id "
+    "AND l.row_no > s.row_no) AND s.row_no {rows} OFFSET 0) f "
+    "LEFT JOIN incidents i ON i.external_id = f.external_id"
 )
 
+UNKNOWN_CODES_SQL = "DELETE FROM {ready} WHERE unknown_code RETURNING row_no, line_no, country_code"
+
+IDS_SQL = (
+    "CREATE UNLOGGED TABLE {ids} AS SELECT o.row_no, "
+    "nextval(pg_get_serial_sequence('incidents', 'id')) AS id "
+    "FROM (SELECT row_no FROM {ready} WHERE existing_id IS NULL ORDER BY row_no OFFSET 0) o"
+)
+
+_PAIR = (
+    "incident_duplicate_pair(s.geom, s.event_type, s.event_date, s.external_id, s.actors, "
+    "{b}.geom, {b}.event_type, {b}.event_date, {b}.external_id, {actors})"
+)
+# The three latitude bands a match can be in, each probed through the index with equality on
+# (event type, band) and the date range. The band comes from a LATERAL row behind OFFSET 0 (not
+# flattened): otherwise the planner scans every band of the type and filters, 100x slower.
+# (Tried: a join on nine (type, band, day) keys per row. With the work table's statistics right
+# the planner merge-joins it against the whole store in index order, 2x slower than these
+# probes; with them wrong it probes nine times instead of three, no faster.)
+_CELLS = "unnest(ARRAY[s.cell - 1, s.cell, s.cell + 1]) AS c(cell) CROSS JOIN LATERAL"
+_DATES = "BETWEEN s.event_date - 1 AND s.event_date + 1"
+# The earliest ten matches in the store, as a single create lists them (store ids are below the
+# batch's), then any ten earlier rows of the batch: LIMIT without ORDER BY stops at the tenth,
+# where sorting would compare every pair of a batch of identical rows (quadratic).
+# No `geom && box` condition on the store side: with it the planner probes the GiST (point,
+# date) index instead, 3x slower where incidents cluster (the pair rule checks the distance).
+STORE_CANDIDATES = (
+    f"(SELECT NULL::bigint AS other_row, m.id AS store_id FROM {_CELLS} "
+    "(SELECT i.id FROM incidents i WHERE incident_lat_cell(i.geom) = c.cell "
+    f"AND i.event_type = s.event_type AND i.event_date {_DATES} AND i.deleted_at IS NULL AND "
+    + _PAIR.format(
+        b="i",
+        actors="incident_duplicate_actors(i.actor1, i.assoc_actor_1, i.actor2, i.assoc_actor_2)",
+    )
+    + " OFFSET 0) m ORDER BY m.id LIMIT 10)"
+)
+BATCH_CANDIDATES = (
+    f"(SELECT m.row_no AS other_row, NULL::bigint AS store_id FROM {_CELLS} "
+    "(SELECT e.row_no FROM {ready} e WHERE e.cell = c.cell "
+    f"AND e.event_type = s.event_type AND e.event_date {_DATES} "
+    "AND e.existing_id IS NULL AND cardinality(e.actors) > 0 AND e.row_no < s.row_no "
+    "AND e.geom && incident_duplicate_box(s.geom) AND "
+    + _PAIR.format(b="e", actors="e.actors")
+    + " OFFSET 0) m LIMIT 10)"
+)
+PAIRS_INDEX_SQL = (
+    "CREATE INDEX ON {ready} (event_type, cell, event_date) "
+    "WHERE existing_id IS NULL AND cardinality(actors) > 0"
+)
+PAIRS_SQL = (
+    "SELECT s.row_no, m.other_row, m.store_id "
+    "FROM {ready} s CROSS JOIN LATERAL ({candidates}) m "
+    "WHERE s.existing_id IS NULL AND cardinality(s.actors) > 0 AND s.row_no {rows}"
+)
+DUPS_SQL = (
+    "CREATE UNLOGGED TABLE {dups} AS SELECT p.row_no, "
+    "(array_agg(coalesce(n.id, p.store_id) ORDER BY coalesce(n.id, p.store_id)))[1:10] AS ids "
+    "FROM {pairs} p LEFT JOIN {ids} n ON n.row_no = p.other_row GROUP BY p.row_no"
+)
+
+_SELECT = ", ".join("r." + _JSONB.get(c, c) for c in WRITABLE_COLUMNS)
 _SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITABLE_COLUMNS)
 _OLD = ", ".join(f"i.{c}" for c in WRITABLE_COLUMNS)
 _NEW = ", ".join(f"EXCLUDED.{c}" for c in WRITABLE_COLUMNS)
 
-# One statement: insert new external_ids, update changed ones (a re-posted deleted incident
-# comes back), leave identical ones alone; every row written gets its revision.
+# One statement: insert new rows (with the ids given above), update changed ones (a re-posted
+# deleted incident comes back), leave identical ones alone; every row written gets its
+# revision.
 UPSERT_SQL = (
-    "WITH src AS (SELECT DISTINCT ON (coalesce(external_id, 'row:' || row_no)) * "  # noqa: S608
-    "FROM incident_stage ORDER BY coalesce(external_id, 'row:' || row_no), row_no DESC), "
-    "up AS (INSERT INTO incidents AS i (" + ", ".join(WRITABLE_COLUMNS) + ", geom, "
-    "possible_duplicates) SELECT " + _SELECT + ", "
-    "ST_SetSRID(ST_MakePoint(lon, lat), 4326), coalesce(dups, '{}') FROM src ORDER BY row_no "
+    "WITH up AS (INSERT INTO incidents AS i (id, "
+    + ", ".join(WRITABLE_COLUMNS)
+    + ", geom, possible_duplicates) OVERRIDING SYSTEM VALUE SELECT coalesce(n.id, "
+    "r.existing_id), " + _SELECT + ", r.geom, coalesce(d.ids, '{{}}') FROM {ready} r "
+    "LEFT JOIN {ids} n ON n.row_no = r.row_no LEFT JOIN {dups} d ON d.row_no = r.row_no "
+    "WHERE r.existing_id IS NULL OR r.changed <> '{{}}' ORDER BY r.row_no "
     "ON CONFLICT (external_id) DO UPDATE SET " + _SET + ", geom = EXCLUDED.geom, "
     "version = i.version + 1, updated_at = now(), deleted_at = NULL "
     "WHERE (" + _OLD + ", ST_X(i.geom), ST_Y(i.geom), i.deleted_at IS NOT NULL) "
     "IS DISTINCT FROM (" + _NEW + ", ST_X(EXCLUDED.geom), ST_Y(EXCLUDED.geom), false) "
-    "RETURNING i.*, (i.xmax = 0) AS inserted), "
+    "RETURNING i.id, i.version, i.external_id, (i.xmax = 0) AS inserted), "
     "rev AS (INSERT INTO incident_revisions (incident_id, version, op, changed_by, "
-    "changed_fields) SELECT i.id, i.version, CASE WHEN i.inserted THEN 'create' "
-    "ELSE 'update' END, $1, CASE WHEN i.inserted THEN '{}'::text[] ELSE coalesce(("
-    "SELECT s.changed FROM src s WHERE s.external_id = i.external_id), '{}') END "
-    "FROM up i) "
+    "changed_fields) SELECT u.id, u.version, CASE WHEN u.inserted THEN 'create' "
+    "ELSE 'update' END, $1, CASE WHEN u.inserted THEN '{{}}'::text[] "
+    "ELSE coalesce(r.changed, '{{}}') END "
+    "FROM up u LEFT JOIN {ready} r ON NOT u.inserted AND r.external_id = u.external_id) "
     "SELECT count(*) FILTER (WHERE inserted) AS inserted, "
     "count(*) FILTER (WHERE NOT inserted) AS updated FROM up"
 )
 
-
-@dataclass
-class RowProblem:
-    row: int
-    line: int | None
-    errors: list[dict[str, Any]]
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"row": self.row, "errors": self.errors}
-        if self.line is not None:
-            out["line"] = self.line
-        return out
+TO_WRITE_SQL = "SELECT count(*) FROM {ready} WHERE existing_id IS NULL OR changed <> '{{}}'"
+FLAGGED_SQL = (
+    "SELECT d.row_no, r.external_id, d.ids FROM {dups} d JOIN {ready} r USING (row_no) "
+    f"ORDER BY d.row_no LIMIT {MAX_LISTED}"
+)
 
 
-@dataclass
-class BulkReport:
-    received: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    errors: list[RowProblem] = field(default_factory=list)
-    duplicates: list[dict[str, Any]] = field(default_factory=list)
-    duplicates_flagged: int = 0
-    last_row: int = 0  # the last record read (resumable imports store it)
-    # The reader thread (parsing the next chunk) and the database steps both report errors.
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add_error(self, problem: RowProblem) -> None:
-        with self._lock:
-            self.failed += 1
-            if len(self.errors) < MAX_LISTED:
-                self.errors.append(problem)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "received": self.received,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "failed": self.failed,
-            "errors": [e.as_dict() for e in sorted(self.errors, key=lambda e: e.row)],
-            "possible_duplicates": self.duplicates,
-            "duplicates_flagged": self.duplicates_flagged,
-        }
+def sql(template: str, tables: Tables, **extra: str) -> str:
+    """A statement over this load's work tables (their names are generated, never input)."""
+    return template.format(
+        raw=tables.raw,
+        stage=tables.stage,
+        fills=tables.fills,
+        ready=tables.ready,
+        ids=tables.ids,
+        pairs=tables.pairs,
+        dups=tables.dups,
+        needs=_NEEDS_FILL,
+        **extra,
+    )
 
 
-def validate(record: Record) -> tuple[IncidentIn | None, RowProblem | None]:
-    if record.data is None:
-        return None, RowProblem(
-            record.row, record.line, [{"field": "row", "message": record.error or "unreadable"}]
+async def new_stage(conn: asyncpg.Connection, tables: Tables) -> None:
+    """An empty staging table (for batches staged in Python only)."""
+    await conn.execute(f"DROP TABLE IF EXISTS {tables.stage}")
+    await conn.execute(f"CREATE UNLOGGED TABLE {tables.stage} ({_STAGE_DDL}, {_EXTRA})")
+
+
+async def resolve_locations(
+    conn: asyncpg.Connection, pending: list[Pending], report: BulkReport
+) -> list[tuple[Any, ...]]:
+    """Rows with a place name and no coordinates, placed through the gazetteer (each distinct
+    name looked up once)."""
+    rows = []
+    cache: dict[tuple[str, str | None], dict[str, Any] | None] = {}
+    for item in pending:
+        incident = item.incident
+        key = (incident.location or "", incident.country_code)
+        if key not in cache:
+            cache[key] = await best_place(conn, name=key[0], country=key[1])
+        place = cache[key]
+        if place is None:
+            report.add_error(RowProblem(item.row, item.line, [unknown_place(key[0])]))
+            continue
+        place_at(incident, place)
+        rows.append(stage_tuple(item.row, item.line, incident))
+    return rows
+
+
+async def stage_python(
+    conn: asyncpg.Connection, tables: Tables, rows: list[tuple[Any, ...]]
+) -> None:
+    """COPY rows validated in Python (STAGE_COLUMNS tuples) into the staging table."""
+    if rows:
+        await conn.copy_records_to_table(tables.stage, records=rows, columns=STAGE_COLUMNS)
+        await conn.execute(
+            f"UPDATE {tables.stage} SET geom = ST_SetSRID(ST_MakePoint(lon, lat), 4326), "
+            "actors = incident_duplicate_actors(actor1, assoc_actor_1, actor2, assoc_actor_2) "
+            "WHERE geom IS NULL"
         )
-    try:
-        return IncidentIn.model_validate(record.data), None
-    except ValidationError as exc:
-        return None, RowProblem(record.row, record.line, validation_errors(exc.errors()))
 
 
-def stage_tuple(row_no: int, line: int | None, incident: IncidentIn) -> tuple[Any, ...]:
-    """One staging row, in STAGE_COLUMNS order."""
-    values: list[Any] = [row_no, line]
-    for column in WRITABLE_COLUMNS:
-        value = getattr(incident, column)
-        if column in _JSON_COLUMNS:
-            value = orjson.dumps(incident.model_dump(mode="json", include={column})[column])
-            value = value.decode()
-        values.append(value)
-    return (*values, incident.longitude, incident.latitude)
+SPAN_SQL = "SELECT min(row_no) AS a, max(row_no) AS b FROM {table}"
+
+
+def _rows(first: int, last: int, offset: int = 0) -> str:
+    return f"BETWEEN {int(first + offset)} AND {int(last + offset)}"
+
+
+async def split(
+    conn: asyncpg.Connection,
+    helper: asyncpg.Connection | None,
+    table: str,
+    select: Callable[[str], str],
+    first: int,
+    last: int,
+) -> None:
+    """CREATE UNLOGGED TABLE `table` AS `select(range)` over rows `first`..`last`; with a
+    `helper` connection (the work tables committed, outside a transaction) the range is
+    halved and both halves run at once, one per connection (two cores; PostgreSQL's own
+    parallel query does not take these statements)."""
+    if helper is None or last - first < PARALLEL_MIN_ROWS:
+        await conn.execute(f"CREATE UNLOGGED TABLE {table} AS {select(_rows(first, last))}")
+        return
+    middle = (first + last) // 2
+    await conn.execute(
+        f"CREATE UNLOGGED TABLE {table} AS {select(_rows(first, middle))} WITH NO DATA"
+    )
+    await asyncio.gather(
+        conn.execute(f"INSERT INTO {table} {select(_rows(first, middle))}"),
+        helper.execute(f"INSERT INTO {table} {select(_rows(middle + 1, last))}"),
+    )
+
+
+async def stage_raw(
+    conn: asyncpg.Connection,
+    raw: RawTable,
+    first: int,
+    last: int,
+    report: BulkReport,
+    helper: asyncpg.Connection | None = None,
+) -> None:
+    """Stages raw rows `first`..`last` (a new staging table): SQL maps and validates them, the
+    Python path takes every row SQL does not vouch for."""
+    tables = raw.tables
+    with report.timed("stage in SQL"):
+        await conn.execute(f"DROP TABLE IF EXISTS {tables.stage}")
+        if first > 1 or last < raw.rows or helper is not None:
+            await split(
+                conn,
+                helper,
+                tables.stage,
+                lambda rows: raw.stage_select(f"WHERE r.row_no {rows}"),
+                first + raw.offset,
+                last + raw.offset,
+            )
+        else:
+            await conn.execute(f"CREATE UNLOGGED TABLE {tables.stage} AS {raw.stage_select()}")
+    report.received += last - first + 1
+    report.last_row = max(report.last_row, last)
+    with report.timed("rows SQL left to Python"):
+        refused = [
+            r["row_no"]
+            for r in await conn.fetch(f"DELETE FROM {tables.stage} WHERE bad RETURNING row_no")
+        ]
+        rejected = [r for r in raw.rejected if first <= r.row <= last]
+        for page in range(0, max(len(refused), 1), FALLBACK_PAGE):
+            records = await raw.records(conn, refused[page : page + FALLBACK_PAGE])
+            if page == 0:
+                records = sorted(records + rejected, key=lambda r: r.row)
+            rows: list[tuple[Any, ...]] = []
+            pending: list[Pending] = []
+            for record in records:
+                incident, problem = validate(record)
+                if problem is not None:
+                    report.add_error(problem)
+                elif incident is not None and incident.latitude is None:
+                    pending.append(Pending(record.row, record.line, incident))
+                elif incident is not None:
+                    rows.append(stage_tuple(record.row, record.line, incident))
+            rows += await resolve_locations(conn, pending, report)
+            await stage_python(conn, tables, rows)
 
 
 @dataclass
-class Pending:
-    """A valid row with a place name and no point: placed through the gazetteer first."""
-
-    row: int
-    line: int | None
-    incident: IncidentIn
-
-
-def take(
-    records: Iterator[Record], report: BulkReport, size: int
-) -> tuple[list[tuple[Any, ...]], list[Pending], bool]:
-    """Reads and validates up to `size` records: (staging rows, rows needing a place lookup,
-    whether the input is exhausted). Runs in a worker thread."""
-    rows: list[tuple[Any, ...]] = []
-    unresolved: list[Pending] = []
-    for record in records:
-        report.received += 1
-        report.last_row = record.row
-        incident, problem = validate(record)
-        if problem is not None:
-            report.add_error(problem)
-        elif incident is not None:
-            if incident.latitude is None:
-                unresolved.append(Pending(record.row, record.line, incident))
-            else:
-                rows.append(stage_tuple(record.row, record.line, incident))
-        if len(rows) + len(unresolved) >= size:
-            return rows, unresolved, False
-    return rows, unresolved, True
+class Prepared:
+    staged: int  # rows of the batch that were valid (superseded ones included)
+    flagged: int
+    listed: list[dict[str, Any]]
+    to_write: int = 0  # new rows and rows that change what is stored
 
 
-async def ensure_stage(conn: asyncpg.Connection) -> None:
-    await conn.execute(STAGE_DDL)
-
-
-async def upsert_stage(
+async def prepare(
     conn: asyncpg.Connection,
+    tables: Tables,
+    report: BulkReport,
+    helper: asyncpg.Connection | None = None,
+) -> Prepared:
+    """Steps 2-4 over the staged batch. Reads the store (with its indexes) and writes only
+    work tables (the duplicate join split over `helper` too, when given)."""
+
+    async def step(name: str, template: str, **extra: str) -> None:
+        with report.timed(name):
+            await conn.execute(sql(template, tables, **extra))
+
+    for table in (tables.fills, tables.ready, tables.ids, tables.pairs, tables.dups):
+        await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    # The work tables' statistics only steer join methods: a 3,000-row sample will do.
+    await conn.execute(f"SET default_statistics_target = {WORK_STATISTICS}")
+    await step("analyze", "ANALYZE {stage} (row_no, external_id, country, country_code, admin1)")
+    staged = int(await conn.fetchval(f"SELECT count(*) FROM {tables.stage}"))
+    await step("place fill", FILLS_SQL)
+    with report.timed("ready: fill, match the store"):
+        span = await conn.fetchrow(SPAN_SQL.format(table=tables.stage))
+        await split(
+            conn,
+            helper,
+            tables.ready,
+            lambda rows: sql(READY_SQL, tables, rows=rows),
+            int(span["a"] or 0),
+            int(span["b"] or 0),
+        )
+    for bad in await conn.fetch(sql(UNKNOWN_CODES_SQL, tables)):
+        staged -= 1
+        report.add_error(
+            RowProblem(bad["row_no"], bad["line_no"], [unknown_code(bad["country_code"])])
+        )
+    await step("new ids", IDS_SQL)
+    await step("duplicates", PAIRS_INDEX_SQL)
+    await step("analyze", "ANALYZE {ready} (row_no, external_id, event_type, cell, event_date)")
+    await conn.execute("RESET default_statistics_target")
+    store = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM incidents WHERE deleted_at IS NULL)")
+    batch = sql(BATCH_CANDIDATES, tables)
+    candidates = f"{STORE_CANDIDATES} UNION ALL {batch}" if store else batch
+    with report.timed("duplicates"):
+        span = await conn.fetchrow(SPAN_SQL.format(table=tables.ready))
+        await split(
+            conn,
+            helper,
+            tables.pairs,
+            lambda rows: sql(PAIRS_SQL, tables, candidates=candidates, rows=rows),
+            int(span["a"] or 0),
+            int(span["b"] or 0),
+        )
+    await step("duplicates", DUPS_SQL)
+    flagged = int(await conn.fetchval(f"SELECT count(*) FROM {tables.dups}"))
+    listed = [
+        {
+            "row": r["row_no"],
+            "external_id": r["external_id"],
+            "possible_duplicates": [str(i) for i in r["ids"]],
+        }
+        for r in await conn.fetch(sql(FLAGGED_SQL, tables))
+    ]
+    to_write = int(await conn.fetchval(sql(TO_WRITE_SQL, tables)))
+    return Prepared(staged, flagged, listed, to_write)
+
+
+async def write(
+    conn: asyncpg.Connection,
+    tables: Tables,
+    prepared: Prepared,
+    *,
+    changed_by: str,
+    report: BulkReport,
+) -> None:
+    """Step 5: the prepared batch into the store, with its revisions. In a transaction."""
+    with report.timed("upsert + revisions + rollups"):
+        result = await conn.fetchrow(sql(UPSERT_SQL, tables), changed_by)
+    report.inserted += int(result["inserted"])
+    report.updated += int(result["updated"])
+    report.unchanged += prepared.staged - int(result["inserted"]) - int(result["updated"])
+    report.duplicates_flagged += prepared.flagged
+    room = max(MAX_LISTED - len(report.duplicates), 0)
+    report.duplicates.extend(prepared.listed[:room])
+
+
+async def upsert_rows(
+    conn: asyncpg.Connection,
+    tables: Tables,
     rows: list[tuple[Any, ...]],
     *,
     changed_by: str,
     report: BulkReport,
-    statement_timeout_s: float | None = None,
 ) -> None:
-    """COPY `rows` into the staging table and upsert them. Call inside a transaction.
-    `statement_timeout_s` replaces the connection's statement timeout for these statements."""
+    """Stages `rows` (validated in Python), prepares and writes them. In a transaction."""
     if not rows:
         return
-    timeout = statement_timeout_s
-    if timeout is not None:
-        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
-    await conn.execute("TRUNCATE incident_stage", timeout=timeout)
-    await conn.copy_records_to_table(
-        "incident_stage", records=rows, columns=STAGE_COLUMNS, timeout=timeout
-    )
-    await conn.execute("ANALYZE incident_stage", timeout=timeout)
-    await conn.execute(PLACE_FILL_SQL, timeout=timeout)
-    for bad in await conn.fetch(UNKNOWN_CODES_SQL, timeout=timeout):
-        report.add_error(
-            RowProblem(bad["row_no"], bad["line_no"], [unknown_code(bad["country_code"])])
-        )
-    await conn.execute(CHANGED_SQL, timeout=timeout)
-    await conn.execute(DUPLICATES_SQL, timeout=timeout)
-    flagged = await conn.fetch(
-        "SELECT row_no, external_id, dups FROM incident_stage WHERE dups IS NOT NULL "
-        "ORDER BY row_no",
-        timeout=timeout,
-    )
-    result = await conn.fetchrow(UPSERT_SQL, changed_by, timeout=timeout)
-    staged = await conn.fetchval("SELECT count(*) FROM incident_stage", timeout=timeout)
-    report.inserted += int(result["inserted"])
-    report.updated += int(result["updated"])
-    report.unchanged += int(staged) - int(result["inserted"]) - int(result["updated"])
-    report.duplicates_flagged += len(flagged)
-    for row in flagged:
-        if len(report.duplicates) < MAX_LISTED:
-            report.duplicates.append(
-                {
-                    "row": row["row_no"],
-                    "external_id": row["external_id"],
-                    "possible_duplicates": [str(i) for i in row["dups"]],
-                }
-            )
+    await new_stage(conn, tables)
+    await stage_python(conn, tables, rows)
+    prepared = await prepare(conn, tables, report)
+    await write(conn, tables, prepared, changed_by=changed_by, report=report)
