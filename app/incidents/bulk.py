@@ -16,6 +16,7 @@ from app.core.errors import BadRequest, Unprocessable, field_error
 from app.incidents.importers.pipeline import (
     prepare,
     resolve_locations,
+    skip_unchanged,
     stage_raw,
     upsert_rows,
     write,
@@ -110,6 +111,7 @@ async def ingest(
             layout = await _python_path(conn, tables, body, detected, atomic, changed_by, report)
         else:
             layout = raw.layout
+            await skip_unchanged(conn, raw, report)
             await stage_raw(conn, raw, 1, raw.rows, report)
             if not (atomic and report.failed):
                 prepared = await prepare(conn, tables, report)

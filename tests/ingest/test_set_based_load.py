@@ -642,3 +642,62 @@ async def test_reader_during_a_load_sees_before_or_after(
     feed += await feed_since(client, feed_position)
     ids = Counter(item["id"] for item in feed)
     assert len(ids) == 3000 and set(ids.values()) == {1}
+
+
+async def test_reimport_skips_rows_nothing_changed_since(
+    client: httpx.AsyncClient,
+    writer: dict[str, str],
+    db: asyncpg.Connection,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """A row an import wrote, and that nobody changed since, is recognised by its digest on the
+    next import and not validated again; a row changed through the API in between, and a row
+    that appears twice in the file, take the full path."""
+    await reset(db)
+    file = generate(tmp_path, 2000)
+    first = await import_file(database_url, file)
+    assert first.report.inserted == 2000
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM incidents WHERE source_digest IS NOT NULL AND source_version = 1"
+        )
+        == 2000
+    )
+    again = await import_file(database_url, file)
+    assert (again.report.unchanged, again.report.inserted, again.report.updated) == (2000, 0, 0)
+    assert "skip unchanged (digest)" in again.report.timings
+    assert "stage in SQL" in again.report.timings  # of nothing: every row was skipped
+    # Change one incident through the API: the next import puts the file's value back.
+    target = await db.fetchrow(
+        "SELECT id, external_id, fatalities FROM incidents ORDER BY id LIMIT 1"
+    )
+    resp = await client.patch(
+        f"/v1/incidents/{target['id']}", json={"fatalities": 999}, headers=writer
+    )
+    assert resp.status_code == 200, resp.text
+    third = await import_file(database_url, file)
+    assert (third.report.updated, third.report.unchanged) == (1, 1999)
+    assert (
+        await db.fetchval("SELECT fatalities FROM incidents WHERE id = $1", target["id"])
+        == target["fatalities"]
+    )
+    revisions = await db.fetch(
+        "SELECT op, changed_fields FROM incident_revisions WHERE incident_id = $1 ORDER BY version",
+        target["id"],
+    )
+    assert [(r["op"], r["changed_fields"]) for r in revisions] == [
+        ("create", []),
+        ("update", ["fatalities"]),
+        ("update", ["fatalities"]),
+    ]
+    # Written again by an import: skipped once more from now on.
+    fourth = await import_file(database_url, file)
+    assert fourth.report.unchanged == 2000
+    # A file naming one external id twice: neither row is skipped, the later one wins.
+    lines = file.read_text().splitlines(keepends=True)
+    twice = tmp_path / "twice.csv"
+    twice.write_text(lines[0] + lines[1] + lines[2] + lines[1].replace(",1,", ",1,", 1))
+    fifth = await import_file(database_url, twice)
+    assert fifth.report.unchanged == 3 and fifth.report.inserted == 0
+    await check_history(db)

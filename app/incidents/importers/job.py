@@ -34,6 +34,7 @@ from app.incidents.importers import indexes
 from app.incidents.importers.pipeline import (
     prepare,
     resolve_locations,
+    skip_unchanged,
     stage_raw,
     upsert_rows,
     write,
@@ -300,6 +301,8 @@ async def run_import(
         ):
             with report.timed("copy raw"):
                 raw = await copy_in(conn, tables, reader, detected)
+            if raw is not None:
+                await skip_unchanged(conn, raw, report)
             if raw is None:
                 _, records = read_records(reader, detected)
                 await _load_python(

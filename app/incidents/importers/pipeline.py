@@ -49,7 +49,7 @@ PARALLEL_MIN_ROWS = 20_000  # below this a statement is not split over two conne
 WORK_STATISTICS = 10  # statistics target for work tables (300 x 10 rows sampled)
 
 _STAGE_DDL = ", ".join(f"{c} {STAGE_TYPES[c]}" for c in STAGE_COLUMNS)
-_EXTRA = "geom geometry, actors text[], bad boolean NOT NULL DEFAULT false"
+_EXTRA = "geom geometry, actors text[], digest uuid, bad boolean NOT NULL DEFAULT false"
 
 # Where the fill rule cannot need the point: admin-1 given, and a code given or found from the
 # name (see incident_place_fill). Worked out once per distinct key.
@@ -89,7 +89,7 @@ READY_SQL = (
     "SELECT f.*, i.id AS existing_id, "
     "CASE WHEN i.id IS NOT NULL THEN " + _CHANGED + " END AS changed, "
     "incident_lat_cell(f.geom) AS cell FROM ("
-    "SELECT " + _READY_COLUMNS + ", s.geom, s.actors, "
+    "SELECT " + _READY_COLUMNS + ", s.geom, s.actors, s.digest, "
     "coalesce(k.unknown_code, p.unknown_code, false) AS unknown_code "
     "FROM {stage} s "
     "LEFT JOIN {fills} k ON coalesce(s.country, '') = k.k_country "
@@ -173,12 +173,14 @@ _NEW = ", ".join(f"EXCLUDED.{c}" for c in WRITABLE_COLUMNS)
 UPSERT_SQL = (
     "WITH up AS (INSERT INTO incidents AS i (id, "
     + ", ".join(WRITABLE_COLUMNS)
-    + ", geom, possible_duplicates) OVERRIDING SYSTEM VALUE SELECT coalesce(n.id, "
-    "r.existing_id), " + _SELECT + ", r.geom, coalesce(d.ids, '{{}}') FROM {ready} r "
+    + ", geom, possible_duplicates, source_digest, source_version) OVERRIDING SYSTEM VALUE "
+    "SELECT coalesce(n.id, r.existing_id), " + _SELECT + ", r.geom, coalesce(d.ids, '{{}}'), "
+    "r.digest, 1 FROM {ready} r "
     "LEFT JOIN {ids} n ON n.row_no = r.row_no LEFT JOIN {dups} d ON d.row_no = r.row_no "
     "WHERE r.existing_id IS NULL OR r.changed <> '{{}}' ORDER BY r.row_no "
     "ON CONFLICT (external_id) DO UPDATE SET " + _SET + ", geom = EXCLUDED.geom, "
-    "version = i.version + 1, updated_at = now(), deleted_at = NULL "
+    "version = i.version + 1, updated_at = now(), deleted_at = NULL, "
+    "source_digest = EXCLUDED.source_digest, source_version = i.version + 1 "
     "WHERE (" + _OLD + ", ST_X(i.geom), ST_Y(i.geom), i.deleted_at IS NOT NULL) "
     "IS DISTINCT FROM (" + _NEW + ", ST_X(EXCLUDED.geom), ST_Y(EXCLUDED.geom), false) "
     "RETURNING i.id, i.version, i.external_id, (i.xmax = 0) AS inserted), "
@@ -283,6 +285,35 @@ async def split(
         conn.execute(f"INSERT INTO {table} {select(_rows(first, middle))}"),
         helper.execute(f"INSERT INTO {table} {select(_rows(middle + 1, last))}"),
     )
+
+
+# Raw rows a previous import wrote and nothing changed since: same external id (once in the
+# file), same digest, the incident live and still at the version that import wrote.
+SKIP_SQL = """
+WITH k AS MATERIALIZED (SELECT r.row_no, {key} AS ext, {digest} AS digest FROM {raw} r),
+once AS (SELECT ext FROM k GROUP BY ext HAVING count(*) = 1),
+skip AS (
+    SELECT k.row_no FROM k JOIN once o ON o.ext = k.ext JOIN incidents i ON i.external_id = k.ext
+    WHERE i.source_digest = k.digest AND i.source_version = i.version
+      AND i.deleted_at IS NULL
+)
+DELETE FROM {raw} r USING skip s WHERE r.row_no = s.row_no
+"""
+
+
+async def skip_unchanged(conn: asyncpg.Connection, raw: RawTable, report: BulkReport) -> int:
+    """Removes from the raw table the rows that would be unchanged (`SKIP_SQL`) and counts them
+    as such, so they are neither validated nor compared. CSV files with multi-line cells keep
+    every row (their line numbers are counted from the raw rows)."""
+    if raw.format == "csv" and not raw.plain_lines:
+        return 0
+    with report.timed("skip unchanged (digest)"):
+        status = await conn.execute(
+            SKIP_SQL.format(key=raw.key_sql(), digest=raw.digest_sql(), raw=raw.tables.raw)
+        )
+    skipped = int(status.split()[-1])
+    report.unchanged += skipped
+    return skipped
 
 
 async def stage_raw(

@@ -30,6 +30,9 @@ from app.incidents.importers.rows import STAGE_TYPES
 from app.incidents.importers.transform import WS, Cell, V, literal, rules, typed
 
 CHUNK_BYTES = 1 << 20
+# Part of every row digest: change it when the mapping or validation of raw cells changes, so
+# that rows imported before are validated again instead of being skipped as unchanged.
+DIGEST_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,26 @@ class RawTable:
             )
         return select, cells
 
+    def key_sql(self) -> str:
+        """The external id of raw row `r`, as staging reads it."""
+        select, cells = self._cells()
+        name = cells["external_id"].text
+        for item in select:
+            if item.endswith(f" AS {name}"):
+                return "(" + item[: -len(f" AS {name}")] + ")"
+        return "NULL::text"
+
+    def digest_sql(self) -> str:
+        """A digest of raw row `r` with the header and the mapping's version (uuid)."""
+        if self.format == "csv":
+            cells = ", ".join(f"r.c{i}" for i in range(1, len(self.header) + 1))
+            text = f"ROW({cells})::text"
+            header = literal(DIGEST_VERSION + "|csv|" + ",".join(self.header) + "|")
+        else:
+            text = "coalesce(r.doc::text, r.line)"
+            header = literal(DIGEST_VERSION + "|ndjson|")
+        return f"md5({header} || {text})::uuid"
+
     def stage_select(self, where: str = "") -> str:
         """The staging rows (STAGE_TYPES, then the point, the actors for the duplicate rule,
         and `bad` unless SQL vouches for the row) of the raw rows `where` selects."""
@@ -190,11 +213,12 @@ class RawTable:
             "SELECT row_no::bigint AS row_no, line_no::int AS line_no, "
             + ", ".join(columns)
             + f", longitude::float8 AS lon, latitude::float8 AS lat, {point} AS geom, "
-            + f"{actors} AS actors, NOT coalesce({keys}{oks} AND {rules_ok}, false) AS bad FROM ("
+            + f"{actors} AS actors, digest, "
+            + f"NOT coalesce({keys}{oks} AND {rules_ok}, false) AS bad FROM ("
             + "SELECT x.*, "
             + ", ".join(level2)
             + " FROM ("
-            + f"SELECT {row} AS row_no, {line} AS line_no, "
+            + f"SELECT {row} AS row_no, {line} AS line_no, {self.digest_sql()} AS digest, "
             + ", ".join(select)
             + f" FROM {self.tables.raw} r {where} OFFSET 0) x OFFSET 0) t"
         )
