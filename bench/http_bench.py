@@ -157,6 +157,39 @@ def start_server(database_url: str, port: int, workers: int) -> subprocess.Popen
     raise RuntimeError("server did not start")
 
 
+def start_http_floor(database_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """`bench/http_floor.py` (a bare ASGI app serving each scenario's SQL) on uvicorn."""
+    env = {**os.environ, "DATABASE_URL": database_url, "DB_POOL_SIZE": "16"}
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/uvicorn"),
+            "http_floor:app",
+            "--app-dir",
+            str(ROOT / "bench"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/radius", timeout=5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("HTTP floor did not start")
+
+
 def start_tipg(python: str, database_url: str, port: int) -> subprocess.Popen[bytes]:
     """tipg (a peer OGC API - Features server) on the same database, for comparison."""
     env = {
@@ -442,6 +475,7 @@ def main() -> None:
 
     sample_id, sqls = asyncio.run(prepare())
     servers: dict[int, subprocess.Popen[bytes]] = {}
+    floors: dict[int, subprocess.Popen[bytes]] = {}
     try:
         for name in chosen:
             if name == "export":
@@ -457,6 +491,13 @@ def main() -> None:
             wrk(url, 3, args.connections, 2)
             rps, p50, p99, out = wrk(url, args.seconds, args.connections, 2)
             rss = worker_rss_mb(servers[workers])
+            if workers not in floors:
+                floors[workers] = start_http_floor(
+                    args.database_url, args.port + 100 + workers, workers
+                )
+            floor_url = f"http://127.0.0.1:{args.port + 100 + workers}/{name}"
+            wrk(floor_url, 3, args.connections, 2)
+            http_rps, _, _, floor_out = wrk(floor_url, args.seconds, args.connections, 2)
             sql, values = sqls[name]
             floor_rps = asyncio.run(
                 floor(args.database_url, sql, values, args.seconds, args.connections)
@@ -472,13 +513,17 @@ def main() -> None:
                     p99,
                     floor_rps,
                     rps / floor_rps if floor_rps else 0,
+                    http_rps,
                     len(response.content),
                     rss,
                     workers,
                     peer_rps,
                 )
             )
-            raw_log.write(f"## {name} {url}\n{out}\nfloor {floor_rps:.1f} q/s\n\n")
+            raw_log.write(
+                f"## {name} {url}\n{out}\nfloor {floor_rps:.1f} q/s\n"
+                f"## HTTP floor {floor_url}\n{floor_out}\n\n"
+            )
             raw_log.flush()
         if "export" in chosen:
             if 1 not in servers:
@@ -486,22 +531,23 @@ def main() -> None:
             exp = export_run(f"http://127.0.0.1:{args.port + 1}", servers[1])
             raw_log.write(f"## export {exp}\n")
     finally:
-        for proc in servers.values():
+        for proc in [*servers.values(), *floors.values()]:
             stop_server(proc)
     header = (
         f"{'scenario':<14}{'API req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'floor q/s':>11}"
-        f"{'API/floor':>10}{'bytes':>10}{'RSS MB':>8}{'workers':>8}"
-        + (f"{'tipg req/s':>11}{'API/tipg':>9}" if args.peer_tipg else "")
+        f"{'API/floor':>10}{'HTTP floor':>11}{'API/HTTP':>9}{'bytes':>10}{'RSS MB':>8}"
+        f"{'workers':>8}" + (f"{'tipg req/s':>11}{'API/tipg':>9}" if args.peer_tipg else "")
     )
     lines = [
         f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"wrk -t2 -c{args.connections} -d{args.seconds}s after 3 s warm-up",
         header,
     ]
-    for name, rps, p50, p99, floor_rps, ratio, size, rss, workers, peer_rps in rows:
+    for name, rps, p50, p99, floor_rps, ratio, http_rps, size, rss, workers, peer_rps in rows:
         line = (
             f"{name:<14}{rps:>10.1f}{p50:>9.2f}{p99:>9.2f}{floor_rps:>11.1f}"
-            f"{ratio:>10.2f}{size:>10}{rss:>8.0f}{workers:>8}"
+            f"{ratio:>10.2f}{http_rps:>11.1f}{rps / http_rps if http_rps else 0:>9.2f}"
+            f"{size:>10}{rss:>8.0f}{workers:>8}"
         )
         if peer_rps is not None:
             line += f"{peer_rps:>11.1f}{rps / peer_rps if peer_rps else 0:>9.1f}"

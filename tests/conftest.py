@@ -220,8 +220,17 @@ async def gazetteer(database_url: str) -> dict[str, float]:
 
 @pytest.fixture
 async def clean_incidents(db: asyncpg.Connection) -> None:
-    """An empty incident table, for tests that count exact results."""
-    await db.execute("TRUNCATE incidents, incident_revisions")
+    """An empty incident table, for tests that count exact results. A live server of an earlier
+    test may still be reading (its rollup compaction, a history read): TRUNCATE then waits, or
+    loses a deadlock against a reader that locks the tables in another order; it is retried."""
+    for attempt in range(5):
+        try:
+            await db.execute("TRUNCATE incidents, incident_revisions")
+            return
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def insert_incidents(db: asyncpg.Connection, rows: list[dict[str, object]]) -> list[int]:

@@ -289,31 +289,44 @@ async def split(
 
 # Raw rows a previous import wrote and nothing changed since: same external id (once in the
 # file), same digest, the incident live and still at the version that import wrote.
-SKIP_SQL = """
-WITH k AS MATERIALIZED (SELECT r.row_no, {key} AS ext, {digest} AS digest FROM {raw} r),
-once AS (SELECT ext FROM k GROUP BY ext HAVING count(*) = 1),
-skip AS (
-    SELECT k.row_no FROM k JOIN once o ON o.ext = k.ext JOIN incidents i ON i.external_id = k.ext
-    WHERE i.source_digest = k.digest AND i.source_version = i.version
-      AND i.deleted_at IS NULL
-)
-DELETE FROM {raw} r USING skip s WHERE r.row_no = s.row_no
+# Raw rows a previous import wrote and nothing changed since: same external id (once in the
+# file), same digest, the incident live and still at the version that import wrote. The rows
+# to keep are copied to a new raw table (few, on a re-run) rather than the others deleted.
+KEEP_SQL = """
+CREATE UNLOGGED TABLE {keep} AS
+SELECT r.* FROM {raw} r
+WHERE NOT EXISTS (
+        SELECT 1 FROM incidents i
+        WHERE i.external_id = {key} AND i.source_digest = {digest}
+          AND i.source_version = i.version AND i.deleted_at IS NULL)
+   OR {key} IN (SELECT {key} FROM {raw} r GROUP BY 1 HAVING count(*) > 1)
 """
 
 
 async def skip_unchanged(conn: asyncpg.Connection, raw: RawTable, report: BulkReport) -> int:
-    """Removes from the raw table the rows that would be unchanged (`SKIP_SQL`) and counts them
+    """Takes out of the raw table the rows that would be unchanged (`KEEP_SQL`) and counts them
     as such, so they are neither validated nor compared. CSV files with multi-line cells keep
     every row (their line numbers are counted from the raw rows)."""
     if raw.format == "csv" and not raw.plain_lines:
         return 0
+    tables = raw.tables
     with report.timed("skip unchanged (digest)"):
+        before = int(await conn.fetchval(f"SELECT count(*) FROM {tables.raw}"))
+        await conn.execute(f"DROP TABLE IF EXISTS {tables.keep}")
         status = await conn.execute(
-            SKIP_SQL.format(key=raw.key_sql(), digest=raw.digest_sql(), raw=raw.tables.raw)
+            KEEP_SQL.format(
+                keep=tables.keep, raw=tables.raw, key=raw.key_sql(), digest=raw.digest_sql()
+            )
         )
-    skipped = int(status.split()[-1])
-    report.unchanged += skipped
-    return skipped
+        kept = int(status.split()[-1])
+        if kept < before:
+            await conn.execute(f"DROP TABLE {tables.raw}")
+            await conn.execute(f"ALTER TABLE {tables.keep} RENAME TO {tables.raw}")
+            await conn.execute(f"CREATE INDEX ON {tables.raw} (row_no)")
+        else:
+            await conn.execute(f"DROP TABLE {tables.keep}")
+    report.unchanged += before - kept
+    return before - kept
 
 
 async def stage_raw(

@@ -49,6 +49,10 @@ class Tables:
         return f"{self.prefix}_raw"
 
     @property
+    def keep(self) -> str:
+        return f"{self.prefix}_keep"
+
+    @property
     def stage(self) -> str:
         return f"{self.prefix}_stage"
 
@@ -73,7 +77,16 @@ class Tables:
         return f"{self.prefix}_dups"
 
     def all(self) -> list[str]:
-        return [self.raw, self.stage, self.fills, self.ready, self.ids, self.pairs, self.dups]
+        return [
+            self.raw,
+            self.keep,
+            self.stage,
+            self.fills,
+            self.ready,
+            self.ids,
+            self.pairs,
+            self.dups,
+        ]
 
     async def drop(self, conn: asyncpg.Connection) -> None:
         await conn.execute("DROP TABLE IF EXISTS " + ", ".join(self.all()))
