@@ -69,6 +69,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "limit": 1000,
     },
     "get-one": {"path": "/v1/incidents/{id}", "workers": 2},
+    "get-one-1w": {"path": "/v1/incidents/{id}", "workers": 1},
     "stats": {
         "path": "/v1/stats?group_by=month&admin1=Diyala&start=2020-01-01&end=2024-12-31",
         "filter": {"admin1": "Diyala", "start": "2020-01-01", "end": "2024-12-31"},
@@ -296,7 +297,7 @@ async def floor_sql(
     conn: asyncpg.Connection, name: str, spec: dict[str, Any], sample_id: int
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters the API sends for a scenario, built by the same code."""
-    if name == "get-one":
+    if name.startswith("get-one"):
         from app.incidents.service import GET_SQL
 
         return GET_SQL, [sample_id]

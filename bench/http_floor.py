@@ -60,8 +60,12 @@ async def startup() -> None:
 
 
 def body_of(rows: list[asyncpg.Record]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """The rows' bytes: one value as it is, several as a JSON array of them."""
-    values = [r[0] if len(r) == 1 else orjson.dumps(dict(r)).decode() for r in rows]
+    """The rows' bytes: one value as it is, several as a JSON array of them (a row's `doc`
+    column when it has one: the others are keyset columns for the next page)."""
+    values = [
+        r["doc"] if "doc" in r.keys() else r[0] if len(r) == 1 else orjson.dumps(dict(r)).decode()
+        for r in rows
+    ]
     if len(values) == 1 and isinstance(values[0], bytes):
         return values[0], BINARY
     if len(values) == 1 and isinstance(values[0], str) and values[0][:1] in "{[":
