@@ -128,67 +128,37 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def start_server(database_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "warning", "DB_POOL_SIZE": "16"}
+def _uvicorn(
+    app: str, port: int, workers: int, env: dict[str, str], ready: str, extra: list[str]
+) -> subprocess.Popen[bytes]:
+    """`app` on uvicorn at `port`, returned once GET `ready` answers 200."""
     proc = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        [str(ROOT / ".venv/bin/uvicorn"), app, *extra, "--host", "127.0.0.1", "--port", str(port)]
+        + ["--workers", str(workers), "--log-level", "warning", "--no-access-log"],
         cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    for _ in range(100):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def start_http_floor(database_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    """`bench/http_floor.py` (a bare ASGI app serving each scenario's SQL) on uvicorn."""
-    env = {**os.environ, "DATABASE_URL": database_url, "DB_POOL_SIZE": "16"}
-    proc = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "http_floor:app",
-            "--app-dir",
-            str(ROOT / "bench"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
+        env={**os.environ, "DB_POOL_SIZE": "16", **env},
         start_new_session=True,
     )
     for _ in range(150):
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/radius", timeout=5).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=5).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("HTTP floor did not start")
+    raise RuntimeError(f"{app} did not start")
+
+
+def start_server(database_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {"DATABASE_URL": database_url, "LOG_LEVEL": "warning"}
+    return _uvicorn("app.main:app", port, workers, env, "/healthz", [])
+
+
+def start_http_floor(database_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """`bench/http_floor.py` (a bare ASGI app serving each scenario's SQL) on uvicorn."""
+    extra = ["--app-dir", str(ROOT / "bench")]
+    env = {"DATABASE_URL": database_url}
+    return _uvicorn("http_floor:app", port, workers, env, "/radius", extra)
 
 
 def start_tipg(python: str, database_url: str, port: int) -> subprocess.Popen[bytes]:

@@ -62,6 +62,29 @@ CAST = {
 TARGET = {"event_id_cnty": "external_id"}
 
 
+# The casts into `incidents` (PostgreSQL's own casts, no validation) from a staging table.
+# Column names and casts from the constants above.
+INSERT_SQL = (
+    "INSERT INTO incidents ("  # noqa: S608
+    + ", ".join(TARGET.get(c, c) for c in CAST)
+    + ", geom) SELECT "
+    + ", ".join(CAST.values())
+    + ", ST_SetSRID(ST_MakePoint(longitude::float8, latitude::float8), 4326) FROM {stage}"
+)
+
+
+async def copy_stage(conn: asyncpg.Connection, path: Path, create: str) -> float:
+    """The CSV COPYed into a table `stage` of text columns (its header's); the COPY's seconds."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f))
+    columns = ", ".join(f'"{h}" text' for h in header)
+    await conn.execute(f"{create} stage ({columns})")
+    started = time.perf_counter()
+    with path.open("rb") as f:
+        await conn.copy_to_table("stage", source=f, format="csv", header=True)
+    return time.perf_counter() - started
+
+
 async def floor(url: str, path: Path) -> dict[str, float]:
     conn = await asyncpg.connect(url, server_settings={"statement_timeout": "0"})
     times: dict[str, float] = {}
@@ -81,21 +104,9 @@ async def floor(url: str, path: Path) -> dict[str, float]:
         for index in indexes:
             await conn.execute(f'DROP INDEX IF EXISTS "{index["indexname"]}"')
         await conn.execute("ALTER TABLE incidents DISABLE TRIGGER USER")
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f))
-        columns = ", ".join(f'"{h}" text' for h in header)
-        await conn.execute(f"CREATE UNLOGGED TABLE stage ({columns})")
+        times["copy"] = await copy_stage(conn, path, "CREATE UNLOGGED TABLE")
         started = time.perf_counter()
-        with path.open("rb") as f:
-            await conn.copy_to_table("stage", source=f, format="csv", header=True)
-        times["copy"] = time.perf_counter() - started
-        started = time.perf_counter()
-        targets = ", ".join(TARGET.get(c, c) for c in CAST)
-        selects = ", ".join(CAST.values())
-        await conn.execute(
-            f"INSERT INTO incidents ({targets}, geom) SELECT {selects}, "  # noqa: S608
-            "ST_SetSRID(ST_MakePoint(longitude::float8, latitude::float8), 4326) FROM stage"
-        )
+        await conn.execute(INSERT_SQL.format(stage="stage"))
         times["insert"] = time.perf_counter() - started
         started = time.perf_counter()
         for c in constraints:
@@ -125,21 +136,9 @@ async def floor_into(url: str, path: Path) -> dict[str, float]:
         await tx.start()
         # Triggers off for this session only (history, rollups): what we add, not the floor.
         await conn.execute("SET LOCAL session_replication_role = replica")
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f))
-        columns = ", ".join(f'"{h}" text' for h in header)
-        await conn.execute(f"CREATE TEMP TABLE stage ({columns}) ON COMMIT DROP")
+        times["copy"] = await copy_stage(conn, path, "CREATE TEMP TABLE")
         started = time.perf_counter()
-        with path.open("rb") as f:
-            await conn.copy_to_table("stage", source=f, format="csv", header=True)
-        times["copy"] = time.perf_counter() - started
-        started = time.perf_counter()
-        targets = ", ".join(TARGET.get(c, c) for c in CAST)
-        selects = ", ".join(CAST.values())
-        result = await conn.execute(
-            f"INSERT INTO incidents ({targets}, geom) SELECT {selects}, "  # noqa: S608
-            "ST_SetSRID(ST_MakePoint(longitude::float8, latitude::float8), 4326) FROM stage"
-        )
+        result = await conn.execute(INSERT_SQL.format(stage="stage"))
         times["insert (indexes live)"] = time.perf_counter() - started
         times["rows"] = float(result.split()[-1])
         await tx.rollback()

@@ -1,15 +1,17 @@
 """`incidents import FILE`: the bulk pipeline with progress, resumable.
 
 The file is COPYed into a raw table (CSV in ACLED's layouts, NDJSON; other formats are parsed
-in Python), then loaded one of two ways:
+in Python); rows an earlier import wrote and nothing changed since are set aside by their
+digest (`pipeline.skip_unchanged`); the rest is loaded one of two ways:
 
 - **chunks** (a batch small next to the store): every `--batch` rows are staged, prepared and
   written in one transaction with the job's progress, indexes kept live. An interrupted import
   loses at most the chunk in flight; the same command again skips the committed rows.
 - **rebuild** (an empty store, a batch of at least `REBUILD_FRACTION` of it, or
   `--rebuild-indexes always`): the whole file is staged and prepared (duplicates found with
-  the store's indexes), the secondary indexes are recorded in the job and dropped, the batch is
-  written in one transaction, and the indexes are built again two at a time (`indexes`). Killed
+  the store's indexes); if what it would write is still that large (or `always`), the
+  secondary indexes are recorded in the job and dropped, the batch is written in one
+  transaction, and the indexes are built again two at a time (`indexes`). Killed
   before the write commits, the store is as before (minus indexes the next run rebuilds first);
   killed after, the next run only rebuilds what is missing.
 """

@@ -255,9 +255,6 @@ async def stage_python(
         )
 
 
-SPAN_SQL = "SELECT min(row_no) AS a, max(row_no) AS b FROM {table}"
-
-
 def _rows(first: int, last: int, offset: int = 0) -> str:
     return f"BETWEEN {int(first + offset)} AND {int(last + offset)}"
 
@@ -287,8 +284,18 @@ async def split(
     )
 
 
-# Raw rows a previous import wrote and nothing changed since: same external id (once in the
-# file), same digest, the incident live and still at the version that import wrote.
+async def split_over(
+    conn: asyncpg.Connection,
+    helper: asyncpg.Connection | None,
+    table: str,
+    select: Callable[[str], str],
+    source: str,
+) -> None:
+    """`split` over the rows of the work table `source`, from its first row to its last."""
+    span = await conn.fetchrow(f"SELECT min(row_no) AS a, max(row_no) AS b FROM {source}")
+    await split(conn, helper, table, select, int(span["a"] or 0), int(span["b"] or 0))
+
+
 # Raw rows a previous import wrote and nothing changed since: same external id (once in the
 # file), same digest, the incident live and still at the version that import wrote. The rows
 # to keep are copied to a new raw table (few, on a re-run) rather than the others deleted.
@@ -408,14 +415,8 @@ async def prepare(
     staged = int(await conn.fetchval(f"SELECT count(*) FROM {tables.stage}"))
     await step("place fill", FILLS_SQL)
     with report.timed("ready: fill, match the store"):
-        span = await conn.fetchrow(SPAN_SQL.format(table=tables.stage))
-        await split(
-            conn,
-            helper,
-            tables.ready,
-            lambda rows: sql(READY_SQL, tables, rows=rows),
-            int(span["a"] or 0),
-            int(span["b"] or 0),
+        await split_over(
+            conn, helper, tables.ready, lambda rows: sql(READY_SQL, tables, rows=rows), tables.stage
         )
     for bad in await conn.fetch(sql(UNKNOWN_CODES_SQL, tables)):
         staged -= 1
@@ -430,14 +431,12 @@ async def prepare(
     batch = sql(BATCH_CANDIDATES, tables)
     candidates = f"{STORE_CANDIDATES} UNION ALL {batch}" if store else batch
     with report.timed("duplicates"):
-        span = await conn.fetchrow(SPAN_SQL.format(table=tables.ready))
-        await split(
+        await split_over(
             conn,
             helper,
             tables.pairs,
             lambda rows: sql(PAIRS_SQL, tables, candidates=candidates, rows=rows),
-            int(span["a"] or 0),
-            int(span["b"] or 0),
+            tables.ready,
         )
     await step("duplicates", DUPS_SQL)
     flagged = int(await conn.fetchval(f"SELECT count(*) FROM {tables.dups}"))

@@ -6,14 +6,13 @@ then COPYed as `jsonb`. What SQL cannot read (a malformed CSV, a ragged row, an 
 error) makes `copy_in` return None: the caller then reads the file the Python way, whose
 errors name the line. JSON arrays, GeoJSON and UCDP files always go the Python way.
 
-`RawTable.stage_sql` turns a range of raw rows into staging rows (`app.incidents.importers.
+`RawTable.stage_select` turns a range of raw rows into staging rows (`app.incidents.importers.
 transform`), `RawTable.records` gives the rows SQL did not vouch for to the Python path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import csv
 import io
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +24,7 @@ import orjson
 
 from app.incidents.fields import WRITABLE, WRITABLE_COLUMNS
 from app.incidents.importers.mappings import ACLED_FALLBACK, detect_csv_layout, from_acled
-from app.incidents.importers.readers import OUTPUT_ONLY, Record
+from app.incidents.importers.readers import INVALID_JSON, OUTPUT_ONLY, Record, ndjson_lines
 from app.incidents.importers.rows import STAGE_TYPES
 from app.incidents.importers.transform import WS, Cell, V, literal, rules, typed
 
@@ -355,16 +354,8 @@ def _ndjson_chunks(stream: IO[bytes], table: RawTable) -> Iterator[bytes]:
     are rejected here as the Python reader rejects them."""
     out = bytearray()
     row_no = 0
-    for line_no, raw in enumerate(stream, start=1):
-        line = raw.strip()
-        if line_no == 1:
-            line = line.lstrip(codecs.BOM_UTF8)
-        if not line:
-            continue
-        row_no += 1
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
+    for row_no, line_no, line, obj in ndjson_lines(stream):
+        if obj is INVALID_JSON:
             table.rejected.append(Record(row_no, line_no, None, "invalid JSON"))
             continue
         if not isinstance(obj, dict):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import ijson
+import orjson
 
 from app.incidents.importers.mappings import (
     detect_csv_layout,
@@ -150,7 +151,13 @@ def _feature_fields(obj: Any) -> tuple[dict[str, Any] | None, str | None]:
     return data, None
 
 
-def read_ndjson(stream: IO[bytes]) -> Iterator[Record]:
+INVALID_JSON = object()  # what `ndjson_lines` gives for a line that is not JSON
+
+
+def ndjson_lines(stream: IO[bytes]) -> Iterator[tuple[int, int, bytes, Any]]:
+    """(record number, line number, stripped line, decoded value or INVALID_JSON) for every
+    non-blank line (a BOM before the first dropped). One reading for the Python path and the
+    COPY path: orjson, which refuses what JSON does not allow (NaN, Infinity, bad UTF-8)."""
     row_no = 0
     for line_no, raw in enumerate(stream, start=1):
         line = raw.strip()
@@ -160,11 +167,18 @@ def read_ndjson(stream: IO[bytes]) -> Iterator[Record]:
             continue
         row_no += 1
         try:
-            obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            value = INVALID_JSON
+        yield row_no, line_no, line, value
+
+
+def read_ndjson(stream: IO[bytes]) -> Iterator[Record]:
+    for row_no, line_no, _, value in ndjson_lines(stream):
+        if value is INVALID_JSON:
             yield Record(row_no, line_no, None, "invalid JSON")
             continue
-        data, error = _incident_fields(obj)
+        data, error = _incident_fields(value)
         yield Record(row_no, line_no, data, error)
 
 
