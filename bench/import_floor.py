@@ -63,14 +63,14 @@ TARGET = {"event_id_cnty": "external_id"}
 
 
 # The casts into `incidents` (PostgreSQL's own casts, no validation) from a staging table.
-# Column names and casts from the constants above.
-INSERT_SQL = (
-    "INSERT INTO incidents ("  # noqa: S608
-    + ", ".join(TARGET.get(c, c) for c in CAST)
-    + ", geom) SELECT "
-    + ", ".join(CAST.values())
-    + ", ST_SetSRID(ST_MakePoint(longitude::float8, latitude::float8), 4326) FROM {stage}"
-)
+def insert_sql(stage: str) -> str:
+    """The casts into `incidents` (PostgreSQL's own, no validation) from staging table `stage`:
+    column names and casts from the constants above."""
+    targets = ", ".join(TARGET.get(c, c) for c in CAST)
+    return (
+        f"INSERT INTO incidents ({targets}, geom) SELECT {', '.join(CAST.values())}, "  # noqa: S608
+        f"ST_SetSRID(ST_MakePoint(longitude::float8, latitude::float8), 4326) FROM {stage}"
+    )
 
 
 async def copy_stage(conn: asyncpg.Connection, path: Path, create: str) -> float:
@@ -106,7 +106,7 @@ async def floor(url: str, path: Path) -> dict[str, float]:
         await conn.execute("ALTER TABLE incidents DISABLE TRIGGER USER")
         times["copy"] = await copy_stage(conn, path, "CREATE UNLOGGED TABLE")
         started = time.perf_counter()
-        await conn.execute(INSERT_SQL.format(stage="stage"))
+        await conn.execute(insert_sql("stage"))
         times["insert"] = time.perf_counter() - started
         started = time.perf_counter()
         for c in constraints:
@@ -138,7 +138,7 @@ async def floor_into(url: str, path: Path) -> dict[str, float]:
         await conn.execute("SET LOCAL session_replication_role = replica")
         times["copy"] = await copy_stage(conn, path, "CREATE TEMP TABLE")
         started = time.perf_counter()
-        result = await conn.execute(INSERT_SQL.format(stage="stage"))
+        result = await conn.execute(insert_sql("stage"))
         times["insert (indexes live)"] = time.perf_counter() - started
         times["rows"] = float(result.split()[-1])
         await tx.rollback()

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from http_bench import SCENARIOS, floor_sql  # noqa: E402
-from import_floor import INSERT_SQL  # noqa: E402
+from import_floor import insert_sql  # noqa: E402
 
 from app.acled.lookups import DELETED_SQL  # noqa: E402
 from app.changes.service import FEED_SQL  # noqa: E402
@@ -122,7 +122,7 @@ async def insert_seconds(conn: asyncpg.Connection, drop: list[str]) -> float:
         for name in drop:
             await conn.execute(f'DROP INDEX "{name}"')
         started = time.perf_counter()
-        await conn.execute(INSERT_SQL.format(stage="audit_stage"))
+        await conn.execute(insert_sql("audit_stage"))
         return time.perf_counter() - started
     finally:
         await tx.rollback()
