@@ -106,8 +106,7 @@ def attribute_clauses(
     for name, values in f.raw.values.items():
         if BY_NAME[name].filter is Filter.names:
             clauses.append(
-                f"app_norm({a}.{name}) = ANY(ARRAY(SELECT app_norm(x) FROM "
-                f"unnest({p.add(list(values))}::text[]) x))"
+                f"app_norm({a}.{name}) = ANY(app_norm_all({p.add(list(values))}::text[]))"
             )
             if blank_is_null:
                 clauses.append(f"{a}.{name} <> ''")
@@ -120,8 +119,7 @@ def attribute_clauses(
             parts.append(f"{a}.country_code = ANY({p.add(f.country_codes)}::text[])")
         if f.country_names:
             parts.append(
-                f"app_norm({country}) = ANY(ARRAY(SELECT app_norm(x) FROM "
-                f"unnest({p.add(f.country_names)}::text[]) x))"
+                f"app_norm({country}) = ANY(app_norm_all({p.add(f.country_names)}::text[]))"
             )
         clauses.append("(" + " OR ".join(parts) + ")")
     return clauses

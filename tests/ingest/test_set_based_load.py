@@ -346,6 +346,86 @@ async def test_rollups_equal_direct_answers_after_a_load(
     )
 
 
+ROLLUP_KEYS = {
+    "incident_rollup_month": "month, country, country_code, admin1, admin2, event_type, "
+    "sub_event_type, disorder_type",
+    "incident_tile_cells": "cx, cy",
+    "incident_grid_cells": "edge_km, month, q, r",
+}
+ROLLUP_SUMS = {
+    "incident_rollup_month": "sum(incidents), sum(fatalities)",
+    "incident_tile_cells": "sum(incidents), sum(fatalities), round(sum(sum_x)), round(sum(sum_y))",
+    "incident_grid_cells": "sum(incidents), sum(fatalities)",
+}
+
+
+async def rollups_from_scratch(db: asyncpg.Connection) -> None:
+    """Every rollup equals the same statements run over the live incidents from nothing."""
+    cols = (
+        "event_date, country, country_code, admin1, admin2, event_type, sub_event_type, "
+        "disorder_type, fatalities, geom"
+    )
+    src = f"SELECT {cols}, 1 AS sign FROM incidents WHERE deleted_at IS NULL"
+    async with db.transaction():
+        for table in ROLLUP_KEYS:
+            await db.execute(f"CREATE TEMP TABLE scratch_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+        await db.execute(
+            await db.fetchval(
+                "SELECT incident_rollups_sql($1, $2, $3)",
+                src,
+                "scratch_incident_rollup_month",
+                "scratch_incident_tile_cells",
+            )
+        )
+        await db.execute(
+            await db.fetchval(
+                "SELECT incident_grid_sql($1, $2)", src, "scratch_incident_grid_cells"
+            )
+        )
+        for table, keys in ROLLUP_KEYS.items():
+            sums = ROLLUP_SUMS[table]
+            query = (
+                "SELECT {keys}, {sums} FROM {t} GROUP BY {keys} "
+                "HAVING sum(incidents) <> 0 OR sum(fatalities) <> 0 ORDER BY {keys}"
+            )
+            stored = await db.fetch(query.format(keys=keys, sums=sums, t=table))
+            scratch = await db.fetch(query.format(keys=keys, sums=sums, t=f"scratch_{table}"))
+            assert stored, table
+            assert [tuple(r) for r in stored] == [tuple(r) for r in scratch], table
+
+
+async def test_rollups_beside_a_rebuilding_write_equal_rollups_from_scratch(
+    db: asyncpg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    """A rebuilding load computes the rollup deltas on its second connection, the triggers
+    off: after creates, and after a load that changes, moves and revives incidents, every
+    rollup equals the live incidents' from nothing, and the triggers are on again."""
+    await reset(db)
+    file = generate(tmp_path, 4000)
+    await import_file(database_url, file, rebuild_indexes="always")
+    await rollups_from_scratch(db)
+    # Some incidents deleted (the triggers take those), then a load over 1,500 of the rows:
+    # more fatalities, moved half a degree north (other tile and hexagon cells).
+    await db.execute(
+        "UPDATE incidents SET deleted_at = now(), version = version + 1 WHERE id % 7 = 0"
+    )
+    second = rewrite(
+        file,
+        tmp_path / "second.csv",
+        1500,
+        fatalities=lambda v: str(int(v) + 5),
+        latitude=lambda v: str(round(float(v) + 0.5, 4)),
+    )
+    result = await import_file(database_url, second, rebuild_indexes="always")
+    assert result.report.updated == 1500
+    await rollups_from_scratch(db)
+    enabled = await db.fetch(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'incidents'::regclass "
+        "AND NOT tgisinternal AND tgenabled = 'D'"
+    )
+    assert enabled == []
+
+
 # Cells whose reading is subtle; every one goes through SQL and through Python.
 TRICKY = [
     {},
@@ -524,8 +604,9 @@ async def test_sigkill_while_writing_leaves_the_store_as_before(
     await reset(db)
     file = generate(tmp_path, 6000)
     defs = await indexes.definitions(db)
-    # Hold the rollup table so the load's write blocks on its trigger after the indexes are
-    # dropped, then kill the importer there.
+    # Hold the rollup table so the load's write blocks on it after the indexes are dropped
+    # (the rollup deltas wait for the table, the upsert may have finished: its transaction is
+    # open), then kill the importer there.
     blocker = await _connect_to(database_url)
     tx = blocker.transaction()
     await tx.start()
@@ -535,7 +616,9 @@ async def test_sigkill_while_writing_leaves_the_store_as_before(
         await wait_for(
             db,
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE 'WITH up AS (INSERT INTO incidents%')",
+            "AND query LIKE 'CREATE UNLOGGED TABLE import_load_%_deltas%') AND EXISTS ("
+            "SELECT 1 FROM pg_stat_activity WHERE state = 'idle in transaction' "
+            "OR query LIKE 'WITH up AS (INSERT INTO incidents%')",
         )
         assert await db.fetchval("SELECT phase FROM import_jobs WHERE status = 'running'") == (
             "loading"

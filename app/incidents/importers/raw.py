@@ -68,12 +68,28 @@ class Tables:
         return f"{self.prefix}_ids"
 
     @property
+    def probe(self) -> str:
+        return f"{self.prefix}_probe"
+
+    @property
     def pairs(self) -> str:
         return f"{self.prefix}_pairs"
 
     @property
     def dups(self) -> str:
         return f"{self.prefix}_dups"
+
+    @property
+    def month_deltas(self) -> str:
+        return f"{self.prefix}_month_deltas"
+
+    @property
+    def tile_deltas(self) -> str:
+        return f"{self.prefix}_tile_deltas"
+
+    @property
+    def grid_deltas(self) -> str:
+        return f"{self.prefix}_grid_deltas"
 
     def all(self) -> list[str]:
         return [
@@ -83,8 +99,12 @@ class Tables:
             self.fills,
             self.ready,
             self.ids,
+            self.probe,
             self.pairs,
             self.dups,
+            self.month_deltas,
+            self.tile_deltas,
+            self.grid_deltas,
         ]
 
     async def drop(self, conn: asyncpg.Connection) -> None:
