@@ -5,8 +5,9 @@
 #      beside `bench/import_floor.py` (COPY, one INSERT…SELECT, indexes built after, ANALYZE);
 #   2. the same file again (every row unchanged), beside the same floor;
 #   3. 100,000 new rows into the store that now holds ROWS (chunks, indexes live), beside
-#      `bench/import_floor.py --into` (COPY + INSERT…SELECT with live indexes, rolled back),
-#      with the radius scenario of `bench/http_bench.py` run alongside, and idle before it;
+#      `bench/import_floor.py --into` (COPY + INSERT…SELECT with live indexes, rolled back):
+#      once on an idle machine, then another 100,000 with the radius scenario of
+#      `bench/http_bench.py` run alongside (and the radius scenario idle, for comparison);
 #   4. `POST /v1/incidents/bulk` of a 200,000-row NDJSON body (`bench/bulk_memory.py`), with
 #      the worker's RSS.
 # Importer peak RSS comes from /usr/bin/time. Output also goes to bench/results/.
@@ -21,12 +22,15 @@ BASE="${DATABASE_URL%/*}"
 export DATABASE_URL="$BASE/$BENCH_DB"
 CSV="bench/data/acled_${ROWS}.csv"
 NEW="bench/data/acled_new_100000.csv"
+NEW2="bench/data/acled_new2_100000.csv"
 OUT="bench/results/import-$(date -u +%Y%m%d-%H%M).txt"
 mkdir -p bench/results bench/data
 [ -f "$CSV" ] || .venv/bin/python bench/generate_acled.py --rows "$ROWS" --out "$CSV"
 # 100,000 rows the store does not hold yet (another seed, other external ids).
 [ -f "$NEW" ] || .venv/bin/python bench/generate_acled.py --rows 100000 --seed 7 --out "$NEW.tmp"
 [ -f "$NEW" ] || { sed '2,$s/^/N/' "$NEW.tmp" >"$NEW" && rm -f "$NEW.tmp"; }
+[ -f "$NEW2" ] || .venv/bin/python bench/generate_acled.py --rows 100000 --seed 8 --out "$NEW2.tmp"
+[ -f "$NEW2" ] || { sed '2,$s/^/M/' "$NEW2.tmp" >"$NEW2" && rm -f "$NEW2.tmp"; }
 
 timed() {  # timed LABEL CMD...: runs CMD, prints its output and "LABEL peak RSS …"
   local label="$1"; shift
@@ -50,15 +54,17 @@ rate() { grep -o '([0-9,]* rows/s)' | tr -d '(),' | awk '{print $1}'; }
   timed re-run .venv/bin/incidents import "$CSV" --quiet --verbose | tee /tmp/import_again.$$
   echo "## floor: 100,000 new rows into the store, indexes live"
   .venv/bin/python bench/import_floor.py "$NEW" --into "$DATABASE_URL" | tee /tmp/import_floor_into.$$
+  echo "## 100,000 new rows into the store, idle"
+  timed new .venv/bin/incidents import "$NEW" --quiet --verbose | tee /tmp/import_new.$$
   echo "## radius, idle"
   .venv/bin/python bench/http_bench.py --database-url "$DATABASE_URL" --scenarios radius \
     --seconds 10 | tail -1 | tee /tmp/radius_idle.$$
-  echo "## 100,000 new rows into the store, radius scenario alongside"
+  echo "## another 100,000 new rows into the store, radius scenario alongside"
   .venv/bin/python bench/http_bench.py --database-url "$DATABASE_URL" --scenarios radius \
     --seconds 10 --port 8110 >/tmp/radius_busy.$$ 2>&1 &
   BENCH_PID=$!
   sleep 4  # the server started and warming up: the import runs under its measured load
-  timed new .venv/bin/incidents import "$NEW" --quiet --verbose | tee /tmp/import_new.$$
+  timed busy .venv/bin/incidents import "$NEW2" --quiet --verbose | tee /tmp/import_busy.$$
   wait "$BENCH_PID"; tail -1 /tmp/radius_busy.$$
   echo "## POST /v1/incidents/bulk, 200,000 NDJSON rows"
   .venv/bin/python bench/bulk_memory.py --rows 200000 --server "$BASE" | tee /tmp/bulk.$$
@@ -68,17 +74,18 @@ rate() { grep -o '([0-9,]* rows/s)' | tr -d '(),' | awk '{print $1}'; }
   FLOOR=$(grep 'floor total' /tmp/import_floor.$$ | grep -o '= [0-9,]* rows/s' | tr -d '=,' | awk '{print $1}')
   FLOOR_INTO=$(grep 'floor total' /tmp/import_floor_into.$$ | grep -o '= [0-9,]* rows/s' | tr -d '=,' | awk '{print $1}')
   FIRST=$(rate </tmp/import_first.$$); AGAIN=$(rate </tmp/import_again.$$)
-  NEWR=$(rate </tmp/import_new.$$)
+  NEWR=$(rate </tmp/import_new.$$); BUSY=$(rate </tmp/import_busy.$$)
   API=$(grep -o '= [0-9,]* rows/s' /tmp/bulk.$$ | tr -d '=,' | awk '{print $1}')
   echo "## summary (ours beside the floor of the same run)"
-  awk -v f="$FLOOR" -v fi="$FLOOR_INTO" -v a="$FIRST" -v b="$AGAIN" -v c="$NEWR" -v d="$API" 'BEGIN {
+  awk -v f="$FLOOR" -v fi="$FLOOR_INTO" -v a="$FIRST" -v b="$AGAIN" -v c="$NEWR" -v e="$BUSY" -v d="$API" 'BEGIN {
     printf "%-44s %10s %10s %7s\n", "figure", "rows/s", "floor", "ratio"
     printf "%-44s %10d %10d %7.2f\n", "1. '"$ROWS"' rows into an empty store", a, f, a / f
     printf "%-44s %10d %10d %7.2f\n", "2. the same file again (unchanged)", b, f, b / f
     printf "%-44s %10d %10d %7.2f\n", "3. 100,000 new rows into the store", c, fi, c / fi
+    printf "%-44s %10d %10d %7.2f\n", "3b. the same, radius scenario alongside", e, fi, e / fi
     printf "%-44s %10d %10d %7.2f\n", "4. POST /v1/incidents/bulk, 200,000 NDJSON", d, f, d / f
   }'
-  grep -h 'peak RSS' /tmp/import_first.$$ /tmp/import_again.$$ /tmp/import_new.$$
+  grep -h 'peak RSS' /tmp/import_first.$$ /tmp/import_again.$$ /tmp/import_new.$$ /tmp/import_busy.$$
   grep -h 'worker RSS' /tmp/bulk.$$
   echo "radius idle:   $(cat /tmp/radius_idle.$$)"
   echo "radius during: $(tail -1 /tmp/radius_busy.$$)"

@@ -109,10 +109,10 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def long_write(self, seconds: float) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of its own, in one transaction, for a write that may take minutes (a
-        bulk load): its statement timeout and the client's wait are `seconds` instead of the
-        pool's 15 s, and it does not hold a pool slot that requests are waiting for."""
+    async def long_connection(self, seconds: float) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of its own for work that may take minutes (a bulk load): its statement
+        timeout and the client's wait are `seconds` instead of the pool's 15 s, and it does
+        not hold a pool slot that requests are waiting for. Not in a transaction."""
         settings = {**server_settings(self.settings), "statement_timeout": str(int(seconds * 1000))}
         try:
             conn = await asyncpg.connect(
@@ -125,8 +125,7 @@ class Database:
             raise _unavailable() from exc
         try:
             await init_connection(conn)
-            async with conn.transaction():
-                yield conn
+            yield conn
         finally:
             await conn.close()
 

@@ -103,22 +103,32 @@ async def ingest(
     body.seek(0)
     detected = fmt or sniff(head, content_type)
     report = BulkReport()
-    async with db.long_write(BATCH_TIMEOUT_S) as conn:
-        # Work tables are created in the request's transaction: a failure rolls them back.
+    async with db.long_connection(BATCH_TIMEOUT_S) as conn:
+        # Work tables outside the write's transaction (so a second connection can read them
+        # and take half of each big statement), dropped whatever happens; the write itself is
+        # one transaction, so the store gets all of the batch or none of it.
         tables = await work_tables(conn)
-        raw = await copy_in(conn, tables, body, detected)
-        if raw is None:
-            layout = await _python_path(conn, tables, body, detected, atomic, changed_by, report)
-        else:
-            layout = raw.layout
-            await skip_unchanged(conn, raw, report)
-            await stage_raw(conn, raw, 1, raw.rows, report)
-            if not (atomic and report.failed):
-                prepared = await prepare(conn, tables, report)
-                await write(conn, tables, prepared, changed_by=changed_by, report=report)
-        if atomic and report.failed:
-            raise _refused(report)
-        await tables.drop(conn)
+        try:
+            raw = await copy_in(conn, tables, body, detected)
+            if raw is None:
+                async with conn.transaction():
+                    layout = await _python_path(
+                        conn, tables, body, detected, atomic, changed_by, report
+                    )
+                    if atomic and report.failed:
+                        raise _refused(report)
+            else:
+                layout = raw.layout
+                await skip_unchanged(conn, raw, report)
+                async with db.long_connection(BATCH_TIMEOUT_S) as helper:
+                    await stage_raw(conn, raw, 1, raw.rows, report, helper)
+                    if atomic and report.failed:
+                        raise _refused(report)
+                    prepared = await prepare(conn, tables, report, helper)
+                async with conn.transaction():
+                    await write(conn, tables, prepared, changed_by=changed_by, report=report)
+        finally:
+            await tables.drop(conn)
     async with db.read() as conn:
         await compact_quietly(conn)
     return {"format": detected, "layout": layout, "atomic": atomic, **report.as_dict()}

@@ -93,6 +93,8 @@ SAFE_NAMES = {
     "_rows",  # "BETWEEN a AND b" of ints (`pipeline._rows`)
     "first",
     "middle",
+    "target",  # a rollup table's fixed name, and the work table its deltas go to (`Tables`)
+    "work",
 }
 
 

@@ -358,6 +358,8 @@ async def skip_unchanged(conn: asyncpg.Connection, raw: RawTable, report: BulkRe
     every row (their line numbers are counted from the raw rows)."""
     if raw.format == "csv" and not raw.plain_lines:
         return 0
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM incidents)"):
+        return 0  # an empty store: nothing can be unchanged
     tables = raw.tables
     with report.timed("skip unchanged (digest)"):
         before = int(await conn.fetchval(f"SELECT count(*) FROM {tables.raw}"))
