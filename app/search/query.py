@@ -95,6 +95,16 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
     return Where(clauses=clauses, params=p, distance_sql=distance_sql)
 
 
+def _names_match(column: str, values: list[str], p: Params) -> str:
+    """`column` (normalised) equal to one of `values`, normalised by IMMUTABLE functions of the
+    parameter, so the planner folds them to constants and sees them (migration 0014). One
+    value compares with `=`: an index on (name, date) then also gives the newest-first order,
+    which `= ANY(...)` does not, so a rare name is read from its index, not by walking dates."""
+    if len(values) == 1:
+        return f"{column} = app_norm({p.add(values[0])}::text)"
+    return f"{column} = ANY(app_norm_all({p.add(values)}::text[]))"
+
+
 def attribute_clauses(
     f: SearchFilter, p: Params, a: str = "i", blank_is_null: bool = False
 ) -> list[str]:
@@ -105,9 +115,7 @@ def attribute_clauses(
     clauses: list[str] = []
     for name, values in f.raw.values.items():
         if BY_NAME[name].filter is Filter.names:
-            clauses.append(
-                f"app_norm({a}.{name}) = ANY(app_norm_all({p.add(list(values))}::text[]))"
-            )
+            clauses.append(_names_match(f"app_norm({a}.{name})", list(values), p))
             if blank_is_null:
                 clauses.append(f"{a}.{name} <> ''")
         else:
@@ -118,9 +126,7 @@ def attribute_clauses(
         if f.country_codes:
             parts.append(f"{a}.country_code = ANY({p.add(f.country_codes)}::text[])")
         if f.country_names:
-            parts.append(
-                f"app_norm({country}) = ANY(app_norm_all({p.add(f.country_names)}::text[]))"
-            )
+            parts.append(_names_match(f"app_norm({country})", f.country_names, p))
         clauses.append("(" + " OR ".join(parts) + ")")
     return clauses
 

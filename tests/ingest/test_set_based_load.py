@@ -368,7 +368,10 @@ async def rollups_from_scratch(db: asyncpg.Connection) -> None:
     src = f"SELECT {cols}, 1 AS sign FROM incidents WHERE deleted_at IS NULL"
     async with db.transaction():
         for table in ROLLUP_KEYS:
-            await db.execute(f"CREATE TEMP TABLE scratch_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            await db.execute(
+                f"CREATE TEMP TABLE scratch_{table} (LIKE {table} INCLUDING DEFAULTS) "
+                "ON COMMIT DROP"
+            )
         await db.execute(
             await db.fetchval(
                 "SELECT incident_rollups_sql($1, $2, $3)",

@@ -53,7 +53,15 @@ async def populated(database_url: str) -> None:
             ) c
             """
         )
-        # A rare province and district: their filters must find them through their indexes.
+        # Many provinces of a few hundred incidents each (so a name the statistics do not
+        # list is estimated at hundreds of rows), and a rare province and district: their
+        # filters must find them through their indexes, not by walking the dates.
+        await conn.execute(
+            "INSERT INTO incidents (event_date, event_type, fatalities, admin1, country_code, "
+            "geom) SELECT date '2018-01-01' + n % 2500, 'Protests', 0, 'Province ' || n % 150, "
+            "'IRQ', ST_SetSRID(ST_MakePoint(44 + (n % 100) / 50.0, 33), 4326) "
+            "FROM generate_series(1, 30000) n"
+        )
         await conn.execute(
             "INSERT INTO incidents (event_date, event_type, fatalities, admin1, admin2, "
             "country_code, geom) SELECT date '2020-01-01' + n, 'Battles', 1, 'Halabja', "

@@ -48,6 +48,9 @@ from app.stats.rollups import compact
 
 # A batch of at least this fraction of the store is loaded with its indexes rebuilt.
 REBUILD_FRACTION = 0.25
+# After a load of at least this fraction of the store (as the planner last counted it), the
+# import analyses `incidents` itself.
+ANALYZE_FRACTION = 0.1
 
 
 def fingerprint(path: Path) -> str:
@@ -367,11 +370,14 @@ async def run_import(
             # longer (nested loops where a hash join belongs).
             await conn.execute(ROLLUPS_ANALYZE_SQL)
         await compact(conn)
-    if report.inserted + report.updated or rebuilt:
-        # Fresh statistics before the first query: a plan made for an empty table after a
-        # million-row load (autovacuum may not have run yet) can be 100x slower.
+    written = report.inserted + report.updated
+    if written or rebuilt:
         with report.timed("analyze"):
-            await conn.execute(ANALYZE_SQL)
+            # Fresh statistics before the first query: a plan made for an empty table after
+            # a million-row load (autovacuum may not have run yet) can be 100x slower. A load
+            # small next to the store leaves them to autovacuum.
+            if rebuilt or written >= ANALYZE_FRACTION * await _store_rows(conn):
+                await conn.execute(ANALYZE_SQL)
             await conn.execute(VACUUM_SQL)
     await conn.execute(
         "UPDATE import_jobs SET status = 'done', phase = 'done', indexes = NULL, "
