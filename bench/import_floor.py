@@ -6,9 +6,10 @@ PostgreSQL allows, for comparison with `incidents import` in the same run.
 A fresh database migrated to head (our tables, types and functions), then: every index of
 `incidents` but its primary key dropped and its triggers disabled; the file COPYed into a
 staging table of text columns (PostgreSQL parses the CSV); one INSERT…SELECT casting into
-`incidents`; every index built again (maintenance_work_mem 1 GB, parallel workers as
-configured); ANALYZE. No validation, history, change feed, duplicate flags or rollups: those
-are what `incidents import` adds. Prints each step and rows/s.
+`incidents`; every index built again (maintenance_work_mem 1 GB, two at a time on two
+connections, as `incidents import` builds them); ANALYZE. No validation, history, change
+feed, duplicate flags or rollups: those are what `incidents import` adds. Prints each step
+and rows/s.
 
     .venv/bin/python bench/import_floor.py NEW.csv --into postgresql://.../incidents_bench
 
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli import run_migrations  # noqa: E402
 from app.core.config import to_plain_url  # noqa: E402
+from app.incidents.importers.indexes import build as build_indexes  # noqa: E402
 
 CAST = {
     "event_id_cnty": "nullif(event_id_cnty, '')",
@@ -113,10 +115,13 @@ async def floor(url: str, path: Path) -> dict[str, float]:
             one = time.perf_counter()
             await conn.execute(f'ALTER TABLE incidents ADD CONSTRAINT "{c["conname"]}" {c["def"]}')
             times[f"constraint {c['conname']}"] = time.perf_counter() - one
-        for index in indexes:
-            one = time.perf_counter()
-            await conn.execute(index["indexdef"])
-            times[f"index {index['indexname']}"] = time.perf_counter() - one
+        # Two builds at a time, one per core (faster on this machine than one after the
+        # other with parallel workers: 13-14 s against 20 s for a million rows).
+        built = await build_indexes(
+            lambda: asyncpg.connect(url, server_settings={"statement_timeout": "0"}),
+            [{"name": i["indexname"], "ddl": i["indexdef"]} for i in indexes],
+        )
+        times.update({f"index {name}": seconds for name, seconds in built.items()})
         times["indexes"] = time.perf_counter() - started
         started = time.perf_counter()
         await conn.execute("ANALYZE incidents")
