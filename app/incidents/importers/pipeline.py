@@ -130,10 +130,14 @@ _DATES = "BETWEEN s.event_date - 1 AND s.event_date + 1"
 # where sorting would compare every pair of a batch of identical rows (quadratic).
 # No `geom && box` condition on the store side: with it the planner probes the GiST (point,
 # date) index instead, 3x slower where incidents cluster (the pair rule checks the distance).
+# The box's longitude window is checked on the index entries (migration 0015): only the
+# candidates inside it are fetched from the table (3x faster than fetching the whole band).
 STORE_CANDIDATES = (
     f"(SELECT NULL::bigint AS other_row, m.id AS store_id FROM {_CELLS} "
     "(SELECT i.id FROM incidents i WHERE incident_lat_cell(i.geom) = c.cell "
-    f"AND i.event_type = s.event_type AND i.event_date {_DATES} AND i.deleted_at IS NULL AND "
+    f"AND i.event_type = s.event_type AND i.event_date {_DATES} AND i.deleted_at IS NULL "
+    "AND ST_X(i.geom) BETWEEN ST_XMin(incident_duplicate_box(s.geom)) "
+    "AND ST_XMax(incident_duplicate_box(s.geom)) AND "
     + _PAIR.format(
         b="i",
         actors="incident_duplicate_actors(i.actor1, i.assoc_actor_1, i.actor2, i.assoc_actor_2)",
