@@ -223,9 +223,15 @@ async def clean_incidents(db: asyncpg.Connection) -> None:
     """An empty incident table, for tests that count exact results. A live server of an earlier
     test may still be reading (its rollup compaction, a history read): TRUNCATE then waits, or
     loses a deadlock against a reader that locks the tables in another order; it is retried."""
+    await truncate_incidents(db)
+
+
+async def truncate_incidents(db: asyncpg.Connection, *more: str) -> None:
+    """TRUNCATE incidents, revisions and the tables `more` names, retried when it loses a
+    deadlock (`clean_incidents`)."""
     for attempt in range(5):
         try:
-            await db.execute("TRUNCATE incidents, incident_revisions")
+            await db.execute(", ".join(["TRUNCATE incidents", "incident_revisions", *more]))
             return
         except asyncpg.exceptions.DeadlockDetectedError:
             if attempt == 4:

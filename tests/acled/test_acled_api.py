@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import PEPPER, ROOT, free_port, insert_incidents
+from tests.conftest import PEPPER, ROOT, free_port, insert_incidents, truncate_incidents
 
 pytestmark = pytest.mark.usefixtures("gazetteer")
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -56,7 +56,7 @@ def rows(n: int = 120) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 async def acled_data(db: asyncpg.Connection) -> list[int]:
-    await db.execute("TRUNCATE incidents, incident_revisions")
+    await truncate_incidents(db)
     ids = await insert_incidents(db, rows())
     await db.execute("UPDATE incidents SET deleted_at = now() WHERE id = ANY($1)", ids[-3:])
     await db.execute("SELECT incident_rollups_compact()")

@@ -35,7 +35,7 @@ from app.incidents.importers import indexes
 from app.incidents.importers.job import run_import
 from app.incidents.importers.raw import copy_in, work_tables
 from app.incidents.importers.rows import STAGE_COLUMNS, BulkReport, stage_tuple, validate
-from tests.conftest import PEPPER, incident
+from tests.conftest import PEPPER, incident, truncate_incidents
 
 pytestmark = pytest.mark.usefixtures("gazetteer", "boundaries", "clean_incidents")
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,7 +251,7 @@ async def import_file(database_url: str, path: Path, **options: Any) -> Any:
 
 
 async def reset(db: asyncpg.Connection) -> None:
-    await db.execute("TRUNCATE incidents, incident_revisions, import_jobs")
+    await truncate_incidents(db, "import_jobs")
 
 
 @pytest.mark.parametrize("path", ["import-rebuild", "import-chunks", "api-bulk"])

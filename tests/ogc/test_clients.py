@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import insert_incidents
+from tests.conftest import insert_incidents, truncate_incidents
 
 BBOX = (44.0, 33.0, 46.0, 35.0)
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -26,7 +26,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 @pytest.fixture(scope="module")
 async def incidents_for_clients(db: asyncpg.Connection) -> list[int]:
-    await db.execute("TRUNCATE incidents, incident_revisions")
+    await truncate_incidents(db)
     rows = [
         {
             "event_date": dt.date(2022, 1, 1) + dt.timedelta(days=k),

@@ -17,6 +17,7 @@ from app.search.filters import OutputFormat, Sort
 from app.search.params import build_raw_filter
 from app.search.resolve import resolve_filter
 from app.search.service import build_query
+from tests.conftest import truncate_incidents
 
 pytestmark = pytest.mark.usefixtures("gazetteer", "boundaries")
 
@@ -27,7 +28,7 @@ N = 120_000
 async def populated(database_url: str) -> None:
     conn = await asyncpg.connect(database_url, server_settings={"statement_timeout": "0"})
     try:
-        await conn.execute("TRUNCATE incidents, incident_revisions")
+        await truncate_incidents(conn)
         # Clustered like conflict data: dense around a few hotspots in Iraq and Syria, sparse
         # elsewhere.
         await conn.execute(
@@ -72,7 +73,7 @@ async def populated(database_url: str) -> None:
             "ANALYZE incidents, incident_rollup_month, incident_grid_cells, incident_tile_cells"
         )
         yield
-        await conn.execute("TRUNCATE incidents, incident_revisions")
+        await truncate_incidents(conn)
     finally:
         await conn.close()
 
