@@ -6,7 +6,8 @@ is a quarter of the write, on the one core the INSERT already uses. These functi
 the statements the triggers run, for any source of delta rows and any target tables:
 
 - `incident_rollups_sql(src, month_table, tiles_table)`: the monthly and tile-cell deltas;
-- `incident_grid_sql(src, grid_table)`: the hexagon deltas.
+- `incident_grid_sql(src, grid_table)`: the hexagon deltas;
+- `incident_rollup_columns()`: the columns those read, listed once for triggers and loads.
 
 The triggers EXECUTE them over their transition tables into the rollup tables (the same
 statements as before). A rebuilding load (`incidents import`) disables the rollup triggers
@@ -96,11 +97,12 @@ def _grid(src: str, grid: str) -> str:
 
 
 def _trigger(name: str, cols: str, statement: str) -> str:
+    """`cols`: the columns' list as SQL (a literal, or the function that lists them)."""
     return f"""
         CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
         LANGUAGE plpgsql AS $fn$
         DECLARE
-            cols constant text := '{cols}';
+            cols constant text := {cols};
             src text;
         BEGIN
             src := incident_rollup_deltas(TG_OP, cols);
@@ -132,6 +134,13 @@ def _indexes(definitions: dict[str, str]) -> None:
 
 
 def upgrade() -> None:
+    # The columns the monthly and tile deltas read: the trigger's and a load's one list.
+    op.execute(
+        f"""
+        CREATE FUNCTION incident_rollup_columns() RETURNS text
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT '{ROLLUP_COLS}'::text $fn$
+        """
+    )
     op.execute(
         f"""
         CREATE FUNCTION incident_rollups_sql(src text, month_table text, tiles_table text)
@@ -152,13 +161,15 @@ def upgrade() -> None:
     op.execute(
         _trigger(
             "incident_rollups_apply",
-            ROLLUP_COLS,
+            "incident_rollup_columns()",
             "incident_rollups_sql(src, 'incident_rollup_month', 'incident_tile_cells')",
         )
     )
     op.execute(
         _trigger(
-            "incident_grid_cells_apply", GRID_COLS, "incident_grid_sql(src, 'incident_grid_cells')"
+            "incident_grid_cells_apply",
+            f"'{GRID_COLS}'",
+            "incident_grid_sql(src, 'incident_grid_cells')",
         )
     )
     op.execute(
@@ -178,7 +189,7 @@ def downgrade() -> None:
     op.execute(
         _trigger(
             "incident_rollups_apply",
-            ROLLUP_COLS,
+            f"'{ROLLUP_COLS}'",
             "format($sql$"
             + _rollups("%s", "incident_rollup_month", "incident_tile_cells")
             + "$sql$, src)",
@@ -187,9 +198,10 @@ def downgrade() -> None:
     op.execute(
         _trigger(
             "incident_grid_cells_apply",
-            GRID_COLS,
+            f"'{GRID_COLS}'",
             "format($sql$" + _grid("%s", "incident_grid_cells") + "$sql$, src)",
         )
     )
     op.execute("DROP FUNCTION IF EXISTS incident_grid_sql(text, text)")
     op.execute("DROP FUNCTION IF EXISTS incident_rollups_sql(text, text, text)")
+    op.execute("DROP FUNCTION IF EXISTS incident_rollup_columns()")

@@ -361,10 +361,7 @@ ROLLUP_SUMS = {
 
 async def rollups_from_scratch(db: asyncpg.Connection) -> None:
     """Every rollup equals the same statements run over the live incidents from nothing."""
-    cols = (
-        "event_date, country, country_code, admin1, admin2, event_type, sub_event_type, "
-        "disorder_type, fatalities, geom"
-    )
+    cols = await db.fetchval("SELECT incident_rollup_columns()")
     src = f"SELECT {cols}, 1 AS sign FROM incidents WHERE deleted_at IS NULL"
     async with db.transaction():
         for table in ROLLUP_KEYS:

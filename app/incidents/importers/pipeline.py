@@ -178,6 +178,9 @@ _SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITABLE_COLUMNS)
 _OLD = ", ".join(f"i.{c}" for c in WRITABLE_COLUMNS)
 _NEW = ", ".join(f"EXCLUDED.{c}" for c in WRITABLE_COLUMNS)
 
+# The rows of `ready` (as `r`) the write writes: new ones and those that change the store.
+_WRITTEN = "(r.existing_id IS NULL OR r.changed <> '{{}}')"
+
 # One statement: insert new rows (with the ids given above), update changed ones (a re-posted
 # deleted incident comes back), leave identical ones alone; every row written gets its
 # revision.
@@ -188,7 +191,7 @@ UPSERT_SQL = (
     "SELECT coalesce(n.id, r.existing_id), " + _SELECT + ", r.geom, coalesce(d.ids, '{{}}'), "
     "r.digest, 1 FROM {ready} r "
     "LEFT JOIN {ids} n ON n.row_no = r.row_no LEFT JOIN {dups} d ON d.row_no = r.row_no "
-    "WHERE r.existing_id IS NULL OR r.changed <> '{{}}' ORDER BY r.row_no "
+    "WHERE " + _WRITTEN + " ORDER BY r.row_no "
     "ON CONFLICT (external_id) DO UPDATE SET " + _SET + ", geom = EXCLUDED.geom, "
     "version = i.version + 1, updated_at = now(), deleted_at = NULL, "
     "source_digest = EXCLUDED.source_digest, source_version = i.version + 1 "
@@ -204,7 +207,7 @@ UPSERT_SQL = (
     "count(*) FILTER (WHERE NOT inserted) AS updated FROM up"
 )
 
-TO_WRITE_SQL = "SELECT count(*) FROM {ready} WHERE existing_id IS NULL OR changed <> '{{}}'"
+TO_WRITE_SQL = "SELECT count(*) FROM {ready} r WHERE " + _WRITTEN
 
 # Rollups beside a big write (migration 0014): the rollup triggers are disabled inside the
 # write's transaction, and a second connection computes their deltas meanwhile, with the same
@@ -217,25 +220,11 @@ ROLLUP_TRIGGERS = (
     "incidents_grid_insert",
     "incidents_grid_update",
 )
-_ROLLUP_COLS = (
-    "event_date",
-    "country",
-    "country_code",
-    "admin1",
-    "admin2",
-    "event_type",
-    "sub_event_type",
-    "disorder_type",
-    "fatalities",
-    "geom",
-)
-_WRITTEN = "(r.existing_id IS NULL OR r.changed <> '{{}}')"
+# `{cols}`: the rollups' columns, as the database lists them (`incident_rollup_columns()`).
 DELTAS_SRC = (
-    f"SELECT {', '.join('r.' + c for c in _ROLLUP_COLS)}, 1 AS sign FROM {{ready}} r "
-    f"WHERE {_WRITTEN} UNION ALL "
-    f"SELECT {', '.join('i.' + c for c in _ROLLUP_COLS)}, -1 FROM {{ready}} r "
-    f"JOIN incidents i ON i.external_id = r.external_id "
-    f"WHERE i.deleted_at IS NULL AND {_WRITTEN}"
+    "SELECT {cols}, 1 AS sign FROM {ready} r WHERE " + _WRITTEN + " UNION ALL "
+    "SELECT {old_cols}, -1 FROM {ready} r JOIN incidents i ON i.external_id = r.external_id "
+    "WHERE i.deleted_at IS NULL AND " + _WRITTEN
 )
 FLAGGED_SQL = (
     "SELECT d.row_no, r.external_id, d.ids FROM {dups} d JOIN {ready} r USING (row_no) "
@@ -526,7 +515,13 @@ async def rollup_deltas(helper: asyncpg.Connection, tables: Tables) -> list[tupl
     for target, work in pairs:
         await helper.execute(f"DROP TABLE IF EXISTS {work}")
         await helper.execute(f"CREATE UNLOGGED TABLE {work} (LIKE {target} INCLUDING DEFAULTS)")
-    src = sql(DELTAS_SRC, tables)
+    names = str(await helper.fetchval("SELECT incident_rollup_columns()")).split(", ")
+    src = sql(
+        DELTAS_SRC,
+        tables,
+        cols=", ".join("r." + n for n in names),
+        old_cols=", ".join("i." + n for n in names),
+    )
     for statement, args in (
         ("SELECT incident_rollups_sql($1, $2, $3)", (tables.month_deltas, tables.tile_deltas)),
         ("SELECT incident_grid_sql($1, $2)", (tables.grid_deltas,)),
