@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.alerts.cli import subscriptions_cli, worker
 from app.core.config import get_settings, to_asyncpg_url
 
 cli = typer.Typer(
@@ -26,6 +27,8 @@ places_cli = typer.Typer(help="The gazetteer (GeoNames).", no_args_is_help=True)
 cli.add_typer(places_cli, name="places")
 areas_cli = typer.Typer(help="Areas: boundaries and named polygons.", no_args_is_help=True)
 cli.add_typer(areas_cli, name="areas")
+cli.add_typer(subscriptions_cli, name="subscriptions")
+cli.command("worker")(worker)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -312,7 +315,9 @@ cli.command("export")(export)
 @keys_cli.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who the key is for; recorded on every change")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated: read, write, admin")] = "read",
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: read, write, alerts, admin")
+    ] = "read",
 ) -> None:
     """Create a key and print it alone on stdout. It cannot be shown again."""
     from app.auth.service import create_key, parse_scopes

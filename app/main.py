@@ -14,6 +14,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.acled.router import router as acled_router
 from app.actors.router import router as actors_router
+from app.alerts.delivery import DeliveryWorker
+from app.alerts.router import router as alerts_router
+from app.alerts.stream import StreamHub
 from app.areas.router import router as areas_router
 from app.auth.deps import guard
 from app.auth.ratelimit import RateLimiter
@@ -40,7 +43,13 @@ Geolocated armed-conflict incidents on PostGIS: radius, polygon and nearest quer
 a change feed, bulk ingest, aggregates and vector tiles. Field names follow ACLED's.
 
 **Auth**: `Authorization: Bearer <key>`. Writes need a key with the `write` scope; reads are
-anonymous unless `ALLOW_ANONYMOUS_READ=false`.
+anonymous unless `ALLOW_ANONYMOUS_READ=false`. Subscriptions need the `alerts` (or `write`)
+scope; a key sees its own.
+
+**Alerts**: `POST /v1/subscriptions` sends every matching create, update and delete to a
+webhook, signed as Standard Webhooks specify (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`), retried for about a day; `GET /v1/stream` is the same as Server-Sent
+Events.
 
 **Errors** are `application/problem+json` (RFC 9457) with an `errors` list naming each bad field.
 
@@ -56,6 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings)
+        app.state.streams = StreamHub(app.state.db, settings)
+        worker = delivering = None
+        if settings.webhook_worker:
+            worker = DeliveryWorker(app.state.db, settings)
+            delivering = asyncio.create_task(worker.run())
+        app.state.webhook_worker = worker
         compactor = None
         if settings.rollup_compact_interval_s > 0:
             compactor = asyncio.create_task(
@@ -68,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.streams.shutdown()
+            if worker is not None and delivering is not None:
+                worker.stop()
+                await delivering
             if compactor is not None:
                 compactor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -99,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(stats_router)
     v1.include_router(tiles_router)
     v1.include_router(taxonomy_router)
+    v1.include_router(alerts_router)
     app.include_router(v1)
     app.include_router(ogc_router)
     app.include_router(acled_router)

@@ -17,7 +17,7 @@ psql "$BASE/postgres" -qc "CREATE DATABASE $DB"
 .venv/bin/incidents seed 2>/dev/null
 KEY=$(.venv/bin/incidents keys create --name fuzz --scopes read,write)
 PORT=8099
-.venv/bin/uvicorn app.main:app --host 127.0.0.1 --port $PORT --log-level warning &
+WEBHOOK_WORKER=false .venv/bin/uvicorn app.main:app --host 127.0.0.1 --port $PORT --log-level warning &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
@@ -28,7 +28,8 @@ set +e
   -H "Authorization: Bearer $KEY" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --max-examples "$EXAMPLES" --phases examples,coverage,fuzzing --seed 7 --no-color \
-  --generation-database none --request-timeout 30 --workers 2 2>&1 | tee "$OUT"
+  --generation-database none --request-timeout 30 --workers 2 \
+  --exclude-path /v1/stream 2>&1 | tee "$OUT"   # an event stream never ends
 STATUS=${PIPESTATUS[0]}
 echo "schemathesis exit $STATUS; output in $OUT"
 exit $STATUS

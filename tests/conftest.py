@@ -50,6 +50,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "cursor_secret": "test-cursor-secret",
         "max_body_bytes": 256 * 1024,
         "max_bulk_body_bytes": 4 * 1024 * 1024,
+        # Deliveries are the alerts tests' (their own app and servers, with a fast schedule).
+        "webhook_worker": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -133,6 +135,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`incidents serve` in a process of its own, with settings `env`; (process, base URL)."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KEY_PEPPER": PEPPER,
+        "CURSOR_SECRET": "test-cursor-secret",
+        "LOG_LEVEL": "warning",
+        **env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=environment
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
 @pytest.fixture(scope="session")
 def live_server(database_url: str) -> Iterator[str]:
     """The real server (uvicorn, separate process) on the test database."""
@@ -144,6 +171,7 @@ def live_server(database_url: str) -> Iterator[str]:
         "CURSOR_SECRET": "test-cursor-secret",
         "LOG_LEVEL": "warning",
         "PYTHONUNBUFFERED": "1",
+        "WEBHOOK_WORKER": "false",
     }
     proc = subprocess.Popen(
         [

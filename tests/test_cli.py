@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from tests.conftest import PEPPER, incident
 
 
-def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "KEY_PEPPER": PEPPER}
+def run_cli(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATABASE_URL": database_url, "KEY_PEPPER": PEPPER, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,

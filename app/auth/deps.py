@@ -94,9 +94,14 @@ async def require_write(request: Request, credentials: Credentials) -> Principal
     return _require("write", await _principal(request, credentials))
 
 
+async def require_alerts(request: Request, credentials: Credentials) -> Principal:
+    return _require("alerts", await _principal(request, credentials))
+
+
 async def require_admin(request: Request, credentials: Credentials) -> Principal:
     return _require("admin", await _principal(request, credentials))
 
 
 Writer = Annotated[Principal, Depends(require_write)]
 Admin = Annotated[Principal, Depends(require_admin)]
+AlertsKey = Annotated[Principal, Depends(require_alerts)]

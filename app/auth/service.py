@@ -12,7 +12,7 @@ import asyncpg
 
 from app.core.db import Database
 
-SCOPES = ("read", "write", "admin")
+SCOPES = ("read", "write", "alerts", "admin")
 KEY_PREFIX = "ci"
 
 
@@ -25,11 +25,14 @@ class Principal:
     scopes: frozenset[str]
 
     def has(self, scope: str) -> bool:
-        """admin implies write, write implies read."""
+        """admin implies every scope; write implies read and alerts; alerts (managing one's
+        own subscriptions) implies read."""
         if "admin" in self.scopes:
             return True
         if scope == "read":
-            return bool(self.scopes & {"read", "write"})
+            return bool(self.scopes & {"read", "write", "alerts"})
+        if scope == "alerts":
+            return bool(self.scopes & {"alerts", "write"})
         return scope in self.scopes
 
 
@@ -80,9 +83,14 @@ async def list_keys(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 
 async def revoke_key(conn: asyncpg.Connection, *, key_id: int | None, name: str | None) -> int:
+    """Revokes the key(s) and disables their alert subscriptions (nobody may manage them)."""
     rows = await conn.fetch(
-        "UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL "
-        "AND (id = $1 OR name = $2) RETURNING id",
+        "WITH k AS (UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL "
+        "AND (id = $1 OR name = $2) RETURNING id), "
+        "s AS (UPDATE alert_subscriptions s SET status = 'disabled', "
+        "disabled_reason = 'its API key was revoked', disabled_at = now(), updated_at = now() "
+        "FROM k WHERE s.key_id = k.id AND s.status = 'active') "
+        "SELECT id FROM k",
         key_id,
         name,
     )

@@ -15,8 +15,14 @@ import asyncpg
 from app.incidents.sql import VERSION_JSON, version_sql
 
 EXTERNAL_ID = version_sql("i.external_id")
-FEED_SQL = f"""
-SELECT r.txid::text AS txid, r.seq, json_build_object(
+# The incident a revision `r` left (a tombstone for a delete): an item's `incident`, and what
+# a live stream sends.
+CHANGE_INCIDENT_JSON = f"""CASE WHEN r.op = 'delete'
+        THEN jsonb_build_object('id', r.incident_id::text, 'external_id', {EXTERNAL_ID},
+                                'version', r.version, 'deleted', true)
+        ELSE {VERSION_JSON} END"""
+# One item of the feed, for revision `r` (also the `change` of a webhook event).
+CHANGE_JSON = f"""json_build_object(
     'op', r.op,
     'id', r.incident_id::text,
     'external_id', {EXTERNAL_ID},
@@ -24,11 +30,10 @@ SELECT r.txid::text AS txid, r.seq, json_build_object(
     'at', r.changed_at,
     'changed_by', r.changed_by,
     'changed_fields', r.changed_fields,
-    'incident', CASE WHEN r.op = 'delete'
-        THEN jsonb_build_object('id', r.incident_id::text, 'external_id', {EXTERNAL_ID},
-                                'version', r.version, 'deleted', true)
-        ELSE {VERSION_JSON} END
-)::text AS doc
+    'incident', {CHANGE_INCIDENT_JSON}
+)"""
+FEED_SQL = f"""
+SELECT r.txid::text AS txid, r.seq, {CHANGE_JSON}::text AS doc
 FROM incident_revisions r
 WHERE (r.txid, r.seq) > ($1::text::xid8, $2::bigint)
   AND r.txid < pg_snapshot_xmin(pg_current_snapshot())

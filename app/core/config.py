@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Retries of a webhook delivery, in seconds after the failed attempt (about a day in all).
+DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 7200, 18000, 36000, 86400)
 
 
 def to_asyncpg_url(url: str) -> str:
@@ -54,6 +58,52 @@ class Settings(BaseSettings):
 
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "info"
+
+    # Alerts (webhooks and live streams).
+    # Hosts (names, addresses or networks such as 10.0.0.0/8), comma-separated, that webhook
+    # URLs may reach although they are not public addresses.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_schedule_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [float(s) for s in DEFAULT_RETRY_SCHEDULE]
+    )
+    # Run the delivery worker inside the API process (`incidents worker` runs one on its own).
+    webhook_worker: bool = True
+    webhook_concurrency: int = Field(default=32, ge=1, le=500)
+    # Longest wait between looks for due deliveries (new ones wake the worker at once).
+    webhook_poll_s: float = Field(default=1.0, gt=0, le=60)
+    # After a rotation the previous secret signs too, for this long.
+    webhook_secret_grace_s: float = Field(default=86400.0, ge=0)
+    max_subscriptions_per_key: int = Field(default=10000, ge=1)
+    # Delivered and failed deliveries (and their attempts) are deleted after this many days
+    # (0: kept forever); pending ones never.
+    webhook_log_retention_days: float = Field(default=30.0, ge=0)
+    # Live streams: how often each API process reads the change feed, the heartbeat, and how
+    # many streams one process serves.
+    stream_poll_s: float = Field(default=0.25, gt=0, le=10)
+    stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    max_streams: int = Field(default=1000, ge=1)
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule_s", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _check_schedule(cls, value: list[float]) -> list[float]:
+        if not value or any(step <= 0 for step in value):
+            raise ValueError("a non-empty list of positive seconds")
+        return value
 
     @field_validator("database_url")
     @classmethod

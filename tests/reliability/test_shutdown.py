@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import PEPPER, ROOT, free_port, incident
+from tests.conftest import incident, start_server
 
 pytestmark = pytest.mark.usefixtures("clean_incidents")
 
 
 def start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "KEY_PEPPER": PEPPER, "LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return start_server(database_url)
 
 
 def big_body(rows: int, prefix: str) -> str:

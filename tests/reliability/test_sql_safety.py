@@ -95,6 +95,19 @@ SAFE_NAMES = {
     "middle",
     "target",  # a rollup table's fixed name, and the work table its deltas go to (`Tables`)
     "work",
+    # Subscriptions (alerts/service.py): `$n` placeholders from Params.add, and the filter as
+    # `ROW(...)::alert_filter` from matching.filter_sql (placeholders only).
+    "values",
+    "match",
+    "secret_param",
+    "sets",
+    "sid",
+    "key",
+    "admin",
+    # Live streams (alerts/stream.py): the relation of stream filters (a fixed temporary
+    # table, or a stream's filter_sql expression: placeholders only).
+    "streams",
+    "stream",
 }
 
 
