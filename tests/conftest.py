@@ -144,6 +144,7 @@ def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes]
         "KEY_PEPPER": PEPPER,
         "CURSOR_SECRET": "test-cursor-secret",
         "LOG_LEVEL": "warning",
+        "PYTHONUNBUFFERED": "1",
         **env,
     }
     proc = subprocess.Popen(
@@ -163,43 +164,7 @@ def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes]
 @pytest.fixture(scope="session")
 def live_server(database_url: str) -> Iterator[str]:
     """The real server (uvicorn, separate process) on the test database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "KEY_PEPPER": PEPPER,
-        "CURSOR_SECRET": "test-cursor-secret",
-        "LOG_LEVEL": "warning",
-        "PYTHONUNBUFFERED": "1",
-        "WEBHOOK_WORKER": "false",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start")
+    proc, base = start_server(database_url, LOG_LEVEL="warning", WEBHOOK_WORKER="false")
     yield base
     proc.terminate()
     proc.wait(timeout=20)

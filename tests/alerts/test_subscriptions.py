@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -136,34 +137,21 @@ async def test_cli_create_list_and_test_ping(
     receiver: Receiver,
     gazetteer: dict[str, float],
 ) -> None:
-    env_allow = ["--filter", '{"near": "Khanaqin", "radius_km": 25}']
-    created = run_cli(
-        database_url,
-        "subscriptions",
-        "create",
-        "--name",
-        "cli office",
-        "--webhook-url",
-        receiver.url("/cli"),
-        "--key",
-        "ingest",
-        *env_allow,
-    )
+    allowed = {"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+
+    def create(filter: str, env: dict[str, str] | None = allowed) -> Any:
+        return run_cli(
+            database_url,
+            *("subscriptions", "create", "--name", "cli office", "--key", "ingest"),
+            *("--webhook-url", receiver.url("/cli"), "--filter", filter),
+            env=env,
+        )
+
+    khanaqin = '{"near": "Khanaqin", "radius_km": 25}'
+    created = create(khanaqin, env=None)
     # The command line checks URLs too: 127.0.0.1 is refused unless allowed.
     assert created.returncode == 2 and "not a public address" in created.stderr
-    created = run_cli(
-        database_url,
-        "subscriptions",
-        "create",
-        "--name",
-        "cli office",
-        "--webhook-url",
-        receiver.url("/cli"),
-        "--key",
-        "ingest",
-        *env_allow,
-        env={"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"},
-    )
+    created = create(khanaqin)
     assert created.returncode == 0, created.stderr
     sid, secret = created.stdout.split()
     assert secret.startswith("whsec_")
@@ -172,29 +160,14 @@ async def test_cli_create_list_and_test_ping(
     (line,) = [row for row in listed.stdout.splitlines() if row.startswith(sid)]
     assert "cli office" in line and "ingest" in line and "active" in line
 
-    tested = run_cli(
-        database_url, "subscriptions", "test", sid, env={"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
-    )
+    tested = run_cli(database_url, "subscriptions", "test", sid, env=allowed)
     assert tested.returncode == 0, tested.stderr
     assert tested.stdout.startswith("200")
     (ping,) = await eventually(lambda: receiver.at("/cli"))
     assert ping.verify(secret) == {**ping.event, "type": "ping", "subscription_id": sid}
     # The subscription is the API's: its owner key sees it.
     assert (await api.get(f"/v1/subscriptions/{sid}", headers=writer)).status_code == 200
-    bad = run_cli(
-        database_url,
-        "subscriptions",
-        "create",
-        "--name",
-        "x",
-        "--webhook-url",
-        receiver.url("/cli"),
-        "--key",
-        "ingest",
-        "--filter",
-        '{"radius_km": 5}',
-        env={"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"},
-    )
+    bad = create('{"radius_km": 5}')
     assert bad.returncode == 2 and "radius_km" in bad.stderr
 
 
@@ -209,3 +182,27 @@ async def test_a_revoked_keys_subscriptions_stop(
     listed = run_cli(database_url, "subscriptions", "list").stdout
     (line,) = [row for row in listed.splitlines() if row.startswith(sid)]
     assert "disabled (its API key was revoked)" in line
+
+
+async def test_docs_list_the_alert_operations(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    operations = {
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if path.startswith(("/v1/subscriptions", "/v1/stream"))
+    }
+    assert operations == {
+        ("POST", "/v1/subscriptions"),
+        ("GET", "/v1/subscriptions"),
+        ("GET", "/v1/subscriptions/{subscription_id}"),
+        ("PATCH", "/v1/subscriptions/{subscription_id}"),
+        ("DELETE", "/v1/subscriptions/{subscription_id}"),
+        ("POST", "/v1/subscriptions/{subscription_id}/rotate-secret"),
+        ("GET", "/v1/subscriptions/{subscription_id}/deliveries"),
+        ("GET", "/v1/stream"),
+    }
+    stream = spec["paths"]["/v1/stream"]["get"]
+    assert "text/event-stream" in stream["responses"]["200"]["content"]
+    assert {"near", "radius_km", "bbox", "event_type"} <= {p["name"] for p in stream["parameters"]}
+    assert (await api.get("/docs")).status_code == 200

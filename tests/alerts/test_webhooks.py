@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -44,6 +45,34 @@ async def deliveries(
     resp = await api.get(f"/v1/subscriptions/{sid}/deliveries", headers=headers)
     assert resp.status_code == 200, resp.text
     return list(resp.json()["items"])
+
+
+async def only_delivery_when(
+    api: httpx.AsyncClient,
+    headers: dict[str, str],
+    sid: str,
+    check: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """The subscription's one delivery, once `check` holds for it."""
+
+    async def probe() -> list[dict[str, Any]]:
+        log = await deliveries(api, headers, sid)
+        return log if log and check(log[0]) else []
+
+    (delivery,) = await eventually(probe)
+    return delivery
+
+
+async def disabled_when(
+    api: httpx.AsyncClient, headers: dict[str, str], sid: str, within: float = 20
+) -> dict[str, Any]:
+    """The subscription, once it is disabled."""
+
+    async def probe() -> dict[str, Any] | None:
+        body = (await api.get(f"/v1/subscriptions/{sid}", headers=headers)).json()
+        return dict(body) if body["status"] == "disabled" else None
+
+    return dict(await eventually(probe, within=within))
 
 
 async def test_create_update_move_out_and_delete_are_delivered_signed(
@@ -107,11 +136,9 @@ async def test_a_receiver_failing_three_times_gets_one_event_four_times(
     sub = await subscribe(api, subscriber, receiver.url("/flaky"))
     await api.post("/v1/incidents", json=incident(), headers=writer)
 
-    async def delivered() -> list[dict[str, Any]]:
-        log = await deliveries(api, subscriber, sub["id"])
-        return log if log and log[0]["status"] == "delivered" else []
-
-    (delivery,) = await eventually(delivered)
+    delivery = await only_delivery_when(
+        api, subscriber, sub["id"], lambda d: d["status"] == "delivered"
+    )
     assert delivery["attempts"] == 4
     assert [a["status_code"] for a in delivery["log"]] == [500, 503, 502, 200]
     assert delivery["last_status_code"] == 200 and delivery["next_attempt_at"] is None
@@ -134,11 +161,7 @@ async def test_retry_after_is_honoured(
     sub = await subscribe(api, subscriber, receiver.url("/busy"))
     await api.post("/v1/incidents", json=incident(), headers=writer)
 
-    async def retried_later() -> list[dict[str, Any]]:
-        log = await deliveries(api, subscriber, sub["id"])
-        return log if log and log[0]["attempts"] == 1 else []
-
-    (delivery,) = await eventually(retried_later)
+    delivery = await only_delivery_when(api, subscriber, sub["id"], lambda d: d["attempts"] == 1)
     assert delivery["status"] == "pending" and delivery["last_status_code"] == 503
     wait = dt.datetime.fromisoformat(delivery["next_attempt_at"]) - dt.datetime.now(dt.UTC)
     assert 100 < wait.total_seconds() <= 121
@@ -155,11 +178,7 @@ async def test_410_disables_the_subscription(
     sub = await subscribe(api, subscriber, receiver.url("/gone"))
     await api.post("/v1/incidents", json=incident(), headers=writer)
 
-    async def disabled() -> dict[str, Any] | None:
-        body = (await api.get(f"/v1/subscriptions/{sub['id']}", headers=subscriber)).json()
-        return body if body["status"] == "disabled" else None
-
-    body = await eventually(disabled)
+    body = await disabled_when(api, subscriber, sub["id"])
     assert "410" in body["disabled_reason"] and body["disabled_at"]
     (delivery,) = await deliveries(api, subscriber, sub["id"])
     assert delivery["status"] == "failed" and delivery["attempts"] == 1
@@ -185,11 +204,7 @@ async def test_retries_spent_disable_the_subscription(
     sub = await subscribe(api, subscriber, receiver.url("/down"))
     await api.post("/v1/incidents", json=incident(), headers=writer)
 
-    async def disabled() -> dict[str, Any] | None:
-        body = (await api.get(f"/v1/subscriptions/{sub['id']}", headers=subscriber)).json()
-        return body if body["status"] == "disabled" else None
-
-    body = await eventually(disabled, within=30)
+    body = await disabled_when(api, subscriber, sub["id"], within=30)
     assert "10 attempts" in body["disabled_reason"]
     (delivery,) = await deliveries(api, subscriber, sub["id"])
     assert delivery["status"] == "failed" and delivery["attempts"] == 10  # 1 + 9 retries
@@ -256,11 +271,9 @@ async def test_the_address_is_checked_again_at_delivery(
     try:
         await api.post("/v1/incidents", json=incident(), headers=writer)
 
-        async def refused() -> list[dict[str, Any]]:
-            log = await deliveries(api, subscriber, sub["id"])
-            return log if log and log[0]["attempts"] >= 1 else []
-
-        (delivery,) = await eventually(refused)
+        delivery = await only_delivery_when(
+            api, subscriber, sub["id"], lambda d: d["attempts"] >= 1
+        )
     finally:
         alerts_app.state.settings.webhook_allowed_hosts = allowed
     assert delivery["log"][0]["status_code"] is None
@@ -279,11 +292,7 @@ async def test_redirects_are_not_followed(
     sub = await subscribe(api, subscriber, receiver.url("/moved"))
     await api.post("/v1/incidents", json=incident(), headers=writer)
 
-    async def answered() -> list[dict[str, Any]]:
-        log = await deliveries(api, subscriber, sub["id"])
-        return log if log and log[0]["log"] else []
-
-    (delivery,) = await eventually(answered)
+    delivery = await only_delivery_when(api, subscriber, sub["id"], lambda d: d["log"])
     assert delivery["log"][0]["status_code"] == 302
     assert receiver.at("/elsewhere") == []
 
