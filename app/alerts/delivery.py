@@ -77,16 +77,19 @@ LEFT JOIN changes ch ON ch.seq = c.revision_seq
 """  # noqa: S608 (constant SQL)
 
 # Many attempts at once: ($1 ids, $2 statuses, $3 next tries, $4 status codes, $5 errors,
-# $6 durations), one statement for the deliveries and their log.
+# $6 durations, $7 the attempts counted when claimed), one statement for the deliveries and
+# their log. An attempt whose delivery has moved on meanwhile (its lease expired and another
+# worker recorded it) is not written over it.
 RECORD_SQL = """
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::integer[],
-                         $5::text[], $6::integer[]) AS o(id, status, next_at, code, error, ms)
+                         $5::text[], $6::integer[], $7::integer[])
+        AS o(id, status, next_at, code, error, ms, claimed)
 ), d AS (
     UPDATE alert_deliveries d SET attempts = d.attempts + 1, status = o.status,
         next_attempt_at = coalesce(o.next_at, d.next_attempt_at), last_status_code = o.code,
         last_error = o.error, delivered_at = CASE WHEN o.status = 'delivered' THEN now() END
-    FROM o WHERE d.id = o.id
+    FROM o WHERE d.id = o.id AND d.status = 'pending' AND d.attempts = o.claimed
     RETURNING d.id, d.attempts, o.code, o.error, o.ms
 )
 INSERT INTO alert_attempts (delivery_id, attempt, status_code, error, duration_ms)
@@ -98,6 +101,13 @@ PRUNE_SQL = """
 DELETE FROM alert_deliveries WHERE id IN (
     SELECT id FROM alert_deliveries WHERE status <> 'pending' AND created_at < $1
     ORDER BY id LIMIT $2)
+"""
+# Deliveries whose subscription is gone (deleted while a write was matching it): dropped.
+ORPHANS_SQL = """
+DELETE FROM alert_deliveries WHERE id IN (
+    SELECT d.id FROM alert_deliveries d WHERE d.status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.id = d.subscription_id)
+    LIMIT $1)
 """
 PRUNE_BATCH = 10_000
 PRUNE_EVERY_S = 600.0
@@ -143,9 +153,7 @@ def new_client(settings: Settings) -> aiohttp.ClientSession:
     the whole attempt; connections kept alive per receiver."""
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_s),
-        connector=aiohttp.TCPConnector(
-            limit=settings.webhook_concurrency * 2, use_dns_cache=False
-        ),
+        connector=aiohttp.TCPConnector(limit=settings.webhook_concurrency * 2, use_dns_cache=False),
         trust_env=False,
         auto_decompress=False,
     )
@@ -160,7 +168,9 @@ def _pinned(target: Target) -> tuple[str, dict[str, str], str | None]:
         address = f"[{address}]"
     pinned = url._replace(netloc=f"{address}:{target.port}").geturl()
     default_port = 443 if url.scheme == "https" else 80
-    host = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    if target.port != default_port:
+        host = f"{host}:{target.port}"
     return pinned, {"host": host}, target.host if url.scheme == "https" else None
 
 
@@ -173,8 +183,27 @@ async def send(
     body: str,
     secrets_in_use: list[str],
 ) -> Outcome:
-    """One signed POST: its status code or what went wrong."""
+    """One signed POST, the name lookup included in WEBHOOK_TIMEOUT_S: its status code or
+    what went wrong."""
     started = time.monotonic()
+    try:
+        async with asyncio.timeout(settings.webhook_timeout_s):
+            return await _post(client, settings, url, msg_id, body, secrets_in_use, started)
+    except TimeoutError:
+        return Outcome(
+            None, f"no answer within {settings.webhook_timeout_s:g} s", time.monotonic() - started
+        )
+
+
+async def _post(
+    client: aiohttp.ClientSession,
+    settings: Settings,
+    url: str,
+    msg_id: str,
+    body: str,
+    secrets_in_use: list[str],
+    started: float,
+) -> Outcome:
     try:
         target = await resolve(parse_url(url), Allowed.parse(settings.webhook_allowed_hosts))
     except RefusedUrl as exc:
@@ -191,10 +220,6 @@ async def send(
         ) as response:
             await response.content.read(MAX_RESPONSE_BYTES)  # the rest is not waited for
             status, after = response.status, response.headers.get("retry-after")
-    except TimeoutError:
-        return Outcome(
-            None, f"no answer within {settings.webhook_timeout_s:g} s", time.monotonic() - started
-        )
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
         return Outcome(None, message, time.monotonic() - started)
@@ -258,6 +283,7 @@ async def record(
             [o.status_code for _, o in attempts],
             [o.error for _, o in attempts],
             [int(o.seconds * 1000) for _, o in attempts],
+            [int(job["attempts"]) for job, _ in attempts],
         )
         if disabled:
             await conn.execute(
@@ -283,7 +309,8 @@ class DeliveryWorker:
 
     @property
     def lease_s(self) -> float:
-        """Long enough for a claimed delivery to wait its turn and be attempted."""
+        """Long enough for a claimed delivery to wait its turn (at most PREFETCH attempts
+        ahead of it) and be attempted (WEBHOOK_TIMEOUT_S each, the name lookup included)."""
         return self.settings.webhook_timeout_s * (PREFETCH + 1) + 5
 
     def stop(self) -> None:
@@ -383,19 +410,22 @@ class DeliveryWorker:
                     self._results.task_done()
 
     async def prune(self) -> int:
-        """Deletes finished deliveries older than WEBHOOK_LOG_RETENTION_DAYS; how many."""
+        """Deletes finished deliveries older than WEBHOOK_LOG_RETENTION_DAYS, and pending
+        ones of deleted subscriptions; how many."""
         days = self.settings.webhook_log_retention_days
-        if days <= 0:
-            return 0
         before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         deleted = 0
-        while True:
-            async with self.db.read() as conn:
-                status = await conn.execute(PRUNE_SQL, before, PRUNE_BATCH)
-            count = int(status.split()[-1])
-            deleted += count
-            if count < PRUNE_BATCH:
-                return deleted
+        for sql, args in ((ORPHANS_SQL, ()), (PRUNE_SQL, (before,))):
+            if sql is PRUNE_SQL and days <= 0:
+                continue
+            while True:
+                async with self.db.read() as conn:
+                    status = await conn.execute(sql, *args, PRUNE_BATCH)
+                count = int(status.split()[-1])
+                deleted += count
+                if count < PRUNE_BATCH:
+                    break
+        return deleted
 
     async def _prune_forever(self) -> None:
         while True:

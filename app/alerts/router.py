@@ -12,6 +12,7 @@ import anyio
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from app.alerts import service
 from app.alerts.checks import check_url, resolved_filter
@@ -229,6 +230,8 @@ async def stream(
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE_S,
+        # Also when the client leaves before the first event (the generator never ran).
+        background=BackgroundTask(hub.release, opened),
     )
 
 
@@ -253,7 +256,7 @@ async def _events(
             )
     finally:
         watcher.cancel()
-        await hub.close(opened)
+        hub.release(opened)
 
 
 # SearchBody is the filter's model: re-exported so /docs names it once.

@@ -100,12 +100,15 @@ class Stream:
         self.push(_CLOSED)
 
     def push(self, event: Event) -> None:
+        if self.overflowed:
+            return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            # A client this far behind is cut off; it resumes with Last-Event-ID.
+            # A client this far behind is cut off after what it has been sent; it resumes
+            # with Last-Event-ID (and catches up on what was queued).
             self.overflowed = True
-            with contextlib.suppress(asyncio.QueueEmpty):
+            while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(_CLOSED)
 
@@ -125,6 +128,7 @@ class StreamHub:
         self._position: Position | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._released: set[int] = set()  # closed streams whose filter rows are still there
 
     @property
     def open_streams(self) -> int:
@@ -180,6 +184,10 @@ class StreamHub:
                 raise ServiceUnavailable(
                     "The database is unavailable; retry shortly.", headers={"Retry-After": "2"}
                 ) from exc
+            if not self._streams:
+                # Idle, the hub has not followed the feed: a stream from now starts at its head.
+                head = await conn.fetchrow(HEAD_SQL)
+                self._position = _position(head) if head is not None else (0, 0)
             assert self._position is not None
             stream = Stream(next(self._ids), expr, feed_expr, p.values[1:], start or self._position)
             await self._insert(conn, stream)
@@ -188,14 +196,11 @@ class StreamHub:
             self._task = asyncio.create_task(self._run())
         return stream
 
-    async def close(self, stream: Stream) -> None:
-        self._streams.pop(stream.id, None)
-        async with self._lock:
-            if self._conn is not None and not self._conn.is_closed():
-                with contextlib.suppress(asyncpg.PostgresError, OSError):
-                    await self._conn.execute(
-                        "DELETE FROM pg_temp.live_streams WHERE stream_id = $1", stream.id
-                    )
+    def release(self, stream: Stream) -> None:
+        """The stream is over (idempotent, never waits: it runs on cancellation too); the
+        next poll drops its filter."""
+        if self._streams.pop(stream.id, None) is not None:
+            self._released.add(stream.id)
 
     async def _run(self) -> None:
         while not self._closed:
@@ -207,6 +212,8 @@ class StreamHub:
                 raise
             except Exception:
                 log.warning("stream hub: cannot read the change feed", exc_info=True)
+                if self._conn is not None:
+                    self._conn.terminate()
                 self._conn = None
                 await asyncio.sleep(1)
             if not full:
@@ -216,6 +223,12 @@ class StreamHub:
         """One read of the feed, dispatched; True when there may be more right away."""
         async with self._lock:
             conn = await self._connect()
+            if self._released:
+                gone = list(self._released)
+                await conn.execute(
+                    "DELETE FROM pg_temp.live_streams WHERE stream_id = ANY($1::bigint[])", gone
+                )
+                self._released.difference_update(gone)
             assert self._position is not None
             txid, seq = self._position
             rows = await conn.fetch(HUB_SQL, str(txid), seq, BATCH)
@@ -268,5 +281,4 @@ class StreamHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
+            self._conn.terminate()

@@ -88,7 +88,17 @@ def _address(text: str) -> IPAddress:
     return address
 
 
+# IPv6 ranges that carry an IPv4 address a router may reach (IPv4-compatible, NAT64, 6to4,
+# Teredo): refused, whatever the IPv4 address inside.
+_TUNNELS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32")
+)
+
+
 def is_public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and any(address in n for n in _TUNNELS):
+        return False
     return address.is_global and not address.is_multicast
 
 
@@ -104,8 +114,9 @@ async def resolve(url: SplitResult, allowed: Allowed) -> Target:
         if host in allowed.names or allowed.covers(address):
             continue
         if not is_public(address):
+            # The address itself is not told: it would map the network behind the server.
             raise RefusedUrl(
-                f"host '{host}' resolves to {address}, which is not a public address "
+                f"host '{host}' is not a public address "
                 "(list it in WEBHOOK_ALLOWED_HOSTS to allow it)"
             )
     return Target(url=url, host=host, port=port, address=addresses[0])

@@ -17,7 +17,10 @@ The outbox: a statement-level trigger on `incident_revisions` (a revision is wri
 same statement as every change to an incident, by every write path) joins the statement's
 revisions with the active subscriptions, set-based, and inserts one delivery per (subscription,
 revision) in the writing transaction: an acknowledged write is never missed by an alert.
-With no active subscription the trigger does nothing. JIT is off inside it (compiling the join
+A delivery names its subscription without a foreign key: a subscription deleted while a write
+matches it must not make that write fail; `app/alerts/service.py` deletes a subscription's
+deliveries with it and the worker drops any left behind. A bbox compares as a search's does
+(`&&` with each of its one or two envelopes; no subquery, so the function stays inlined). With no active subscription the trigger does nothing. JIT is off inside it (compiling the join
 cost more than running it for every batch measured). A NOTIFY on `alert_deliveries` wakes the
 delivery workers when it inserted rows.
 
@@ -75,7 +78,8 @@ def upgrade() -> None:
         ) RETURNS boolean
         LANGUAGE sql STABLE PARALLEL SAFE AS $$
         SELECT (f.center IS NULL OR _ST_DWithin(p_geom::geography, f.center, f.radius_m, true))
-           AND (f.bbox IS NULL OR ST_Intersects(f.bbox, p_geom))
+           AND (f.bbox IS NULL OR ST_GeometryN(f.bbox, 1) && p_geom
+                OR coalesce(ST_GeometryN(f.bbox, 2) && p_geom, false))
            AND (f.region IS NULL OR ST_Intersects(f.region, p_geom))
            AND (f.polygon IS NULL OR ST_Intersects(f.polygon, p_geom))
            AND (f.start_date IS NULL OR p_event_date >= f.start_date)
@@ -137,7 +141,7 @@ def upgrade() -> None:
         """
         CREATE TABLE alert_deliveries (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            subscription_id uuid NOT NULL REFERENCES alert_subscriptions (id) ON DELETE CASCADE,
+            subscription_id uuid NOT NULL,
             revision_seq bigint NOT NULL,
             message_id uuid NOT NULL DEFAULT gen_random_uuid(),
             status text NOT NULL DEFAULT 'pending'

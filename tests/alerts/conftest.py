@@ -58,6 +58,7 @@ def subscriber(alerts_key: str) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 async def no_subscriptions(db: asyncpg.Connection) -> AsyncIterator[None]:
     """Each test starts and ends without subscriptions (and so without deliveries)."""
-    await db.execute("DELETE FROM alert_subscriptions")
+    clear = "DELETE FROM alert_deliveries; DELETE FROM alert_subscriptions"
+    await db.execute(clear)
     yield
-    await db.execute("DELETE FROM alert_subscriptions")
+    await db.execute(clear)

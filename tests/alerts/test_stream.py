@@ -90,6 +90,22 @@ async def test_resume_with_last_event_id_sees_every_event_once(
         assert live in after and first[2] not in after
 
 
+async def test_a_new_stream_starts_now_even_after_an_idle_spell(
+    server: tuple[Any, str], writer: dict[str, str]
+) -> None:
+    _, base = server
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        async with aconnect_sse(client, "GET", "/v1/stream", params=KHANAQIN):
+            pass  # one stream opened and closed: the hub then stops following the feed
+        await asyncio.sleep(0.5)
+        for _ in range(3):  # while nobody listens
+            await client.post("/v1/incidents", json=incident(), headers=writer)
+        async with aconnect_sse(client, "GET", "/v1/stream", params=KHANAQIN) as source:
+            resp = await client.post("/v1/incidents", json=incident(), headers=writer)
+            (first,) = await take(source.aiter_sse(), 1)
+        assert orjson.loads(first.data)["id"] == resp.json()["id"]
+
+
 async def test_bad_last_event_id_and_bad_filters_are_4xx(server: tuple[Any, str]) -> None:
     _, base = server
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:

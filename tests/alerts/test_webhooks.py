@@ -242,6 +242,10 @@ async def test_private_and_odd_urls_are_refused(
         ("http://[::1]:8080/hook", "not a public address"),
         ("http://192.168.0.10/hook", "not a public address"),
         ("http://[::ffff:10.0.0.1]/hook", "not a public address"),
+        ("http://[::10.0.0.1]/hook", "not a public address"),  # IPv4-compatible
+        ("http://[64:ff9b::a00:1]/hook", "not a public address"),  # NAT64 of 10.0.0.1
+        ("http://[2002:a00:1::1]/hook", "not a public address"),  # 6to4 of 10.0.0.1
+        ("http://0.0.0.0:8080/hook", "not a public address"),
         ("ftp://example.org/hook", "http or https"),
         ("http://user:pw@127.0.0.1/hook", "credentials"),
         ("not a url", "http or https"),
@@ -323,6 +327,71 @@ async def test_old_finished_deliveries_are_pruned(
         await db.fetchval(
             "SELECT count(*) FROM alert_attempts a LEFT JOIN alert_deliveries d "
             "ON d.id = a.delivery_id WHERE d.id IS NULL"
+        )
+        == 0
+    )
+
+
+async def test_a_late_result_does_not_overwrite_a_recorded_one(
+    api: httpx.AsyncClient,
+    subscriber: dict[str, str],
+    writer: dict[str, str],
+    receiver: Receiver,
+    alerts_app: Any,
+    db: asyncpg.Connection,
+) -> None:
+    """Two workers with the same delivery (a lease that ran out): the first result recorded
+    stands; the late one is dropped, not counted as another attempt."""
+    from app.alerts.delivery import Outcome, record
+
+    sub = await subscribe(api, subscriber, receiver.url("/late"))
+    await api.post("/v1/incidents", json=incident(), headers=writer)
+    await eventually(lambda: receiver.at("/late"))
+    await only_delivery_when(api, subscriber, sub["id"], lambda d: d["status"] == "delivered")
+    job = await db.fetchrow(
+        "SELECT id, 0 AS attempts, subscription_id FROM alert_deliveries "
+        "WHERE subscription_id = $1",
+        sub["id"],
+    )
+    async with alerts_app.state.db.read() as conn:
+        await record(conn, alerts_app.state.settings, [(job, Outcome(500, "HTTP 500", 0.1))])
+    (delivery,) = await deliveries(api, subscriber, sub["id"])
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 1
+    assert len(delivery["log"]) == 1
+
+
+async def test_deleting_a_subscription_takes_its_log_and_orphans_are_dropped(
+    api: httpx.AsyncClient,
+    subscriber: dict[str, str],
+    writer: dict[str, str],
+    receiver: Receiver,
+    alerts_app: Any,
+    db: asyncpg.Connection,
+) -> None:
+    receiver.plans["/deleted"] = Plan(statuses=[500] * 20)
+    sub = await subscribe(api, subscriber, receiver.url("/deleted"))
+    await api.post("/v1/incidents", json=incident(), headers=writer)
+    await eventually(lambda: receiver.at("/deleted"))
+    assert (
+        await api.delete(f"/v1/subscriptions/{sub['id']}", headers=subscriber)
+    ).status_code == 204
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM alert_deliveries WHERE subscription_id = $1", sub["id"]
+        )
+        == 0
+    )
+    # A delivery queued by a write that matched the subscription as it was being deleted.
+    seq = await db.fetchval("SELECT max(seq) FROM incident_revisions")
+    await db.execute(
+        "INSERT INTO alert_deliveries (subscription_id, revision_seq) VALUES ($1, $2)",
+        sub["id"],
+        seq,
+    )
+    assert await alerts_app.state.webhook_worker.prune() >= 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM alert_deliveries WHERE subscription_id = $1", sub["id"]
         )
         == 0
     )
