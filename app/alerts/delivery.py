@@ -1,6 +1,9 @@
 """Webhook delivery: a worker claims due deliveries from the outbox, POSTs each signed event,
 and records the attempt.
 
+The writes leave their matches in `alert_matches` (one row per subscription and write); each
+round a worker first expands some into deliveries (`EXPAND_SQL`), one per event.
+
 Claiming (`CLAIM_SQL`) locks due rows with `FOR UPDATE SKIP LOCKED` and leases them (moves
 their `next_attempt_at` past the request's timeout) in one short transaction, so any number
 of workers (in API processes, or `incidents worker`) share the outbox and each delivery is
@@ -47,6 +50,19 @@ MAX_RESPONSE_BYTES = 64 * 1024
 RECORD_BATCH = 500
 PREFETCH = 4
 RETRY_AFTER_CAP_S = 86400.0
+
+# The writes' matches (one row per subscription and write, migration 0016) as one delivery per
+# event; several workers expand disjoint rows.
+EXPAND_SQL = """
+WITH m AS (
+    DELETE FROM alert_matches WHERE id IN (
+        SELECT id FROM alert_matches ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING subscription_id, revision_seqs, created_at
+)
+INSERT INTO alert_deliveries (subscription_id, revision_seq, created_at)
+SELECT m.subscription_id, u.seq, m.created_at FROM m, unnest(m.revision_seqs) AS u(seq)
+"""
+EXPAND_BATCH = 200
 
 # Due deliveries, locked without waiting (`SKIP LOCKED`: several workers take disjoint rows)
 # and leased for $2 seconds; each change's document built once however many subscriptions
@@ -107,6 +123,12 @@ ORPHANS_SQL = """
 DELETE FROM alert_deliveries WHERE id IN (
     SELECT d.id FROM alert_deliveries d WHERE d.status = 'pending'
       AND NOT EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.id = d.subscription_id)
+    LIMIT $1)
+"""
+ORPHAN_MATCHES_SQL = """
+DELETE FROM alert_matches WHERE id IN (
+    SELECT m.id FROM alert_matches m
+    WHERE NOT EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.id = m.subscription_id)
     LIMIT $1)
 """
 PRUNE_BATCH = 10_000
@@ -349,6 +371,7 @@ class DeliveryWorker:
             jobs: list[asyncpg.Record] = []
             try:
                 async with self.db.read() as conn:
+                    await conn.execute(EXPAND_SQL, EXPAND_BATCH)
                     jobs = await conn.fetch(CLAIM_SQL, room, self.lease_s)
             except Exception:  # the database is down or restarting: look again later
                 log.warning("webhook worker: cannot claim deliveries", exc_info=True)
@@ -415,7 +438,7 @@ class DeliveryWorker:
         days = self.settings.webhook_log_retention_days
         before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         deleted = 0
-        for sql, args in ((ORPHANS_SQL, ()), (PRUNE_SQL, (before,))):
+        for sql, args in ((ORPHAN_MATCHES_SQL, ()), (ORPHANS_SQL, ()), (PRUNE_SQL, (before,))):
             if sql is PRUNE_SQL and days <= 0:
                 continue
             while True:

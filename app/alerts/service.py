@@ -187,7 +187,8 @@ async def delete_subscription(
     )
     if deleted is None:
         raise _not_found(subscription_id)
-    # No foreign key (migration 0016): the log goes with the subscription here.
+    # No foreign key (migration 0016): the queue and the log go with the subscription here.
+    await conn.execute("DELETE FROM alert_matches WHERE subscription_id = $1", subscription_id)
     await conn.execute("DELETE FROM alert_deliveries WHERE subscription_id = $1", subscription_id)
 
 

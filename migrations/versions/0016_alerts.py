@@ -15,14 +15,21 @@ out of a circle is an update its subscriber hears of).
 
 The outbox: a statement-level trigger on `incident_revisions` (a revision is written in the
 same statement as every change to an incident, by every write path) joins the statement's
-revisions with the active subscriptions, set-based, and inserts one delivery per (subscription,
-revision) in the writing transaction: an acknowledged write is never missed by an alert.
-A delivery names its subscription without a foreign key: a subscription deleted while a write
-matches it must not make that write fail; `app/alerts/service.py` deletes a subscription's
-deliveries with it and the worker drops any left behind. A bbox compares as a search's does
-(`&&` with each of its one or two envelopes; no subquery, so the function stays inlined). With no active subscription the trigger does nothing. JIT is off inside it (compiling the join
-cost more than running it for every batch measured). A NOTIFY on `alert_deliveries` wakes the
-delivery workers when it inserted rows.
+revisions with the active subscriptions, set-based, and writes, in the writing transaction,
+one `alert_matches` row per subscription with the changes it matched (an array of revision
+seqs): an acknowledged write is never missed by an alert. A bulk import that matches two
+million (subscription, change) pairs writes ten thousand small rows, not two million
+deliveries. The delivery workers expand them into `alert_deliveries` (one row per event, with
+its state and attempts) as they go (`app/alerts/delivery.py`).
+
+A delivery or a match names its subscription without a foreign key: a subscription deleted
+while a write matches it must not make that write fail (and the check would cost a lookup per
+row); `app/alerts/service.py` deletes a subscription's matches and deliveries with it and the
+worker drops any left behind. A bbox compares as a search's does (`&&` with each of its one or
+two envelopes; no subquery, so the function stays inlined). With no active subscription the
+trigger does nothing. JIT is off inside it (compiling the join cost more than running it for
+every batch measured). A NOTIFY on `alert_deliveries` wakes the delivery workers when it
+wrote matches.
 
 Revision ID: 0016
 Revises: 0015
@@ -164,6 +171,16 @@ def upgrade() -> None:
     )
     op.execute(
         """
+        CREATE TABLE alert_matches (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            subscription_id uuid NOT NULL,
+            revision_seqs bigint[] NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    op.execute(
+        """
         CREATE TABLE alert_attempts (
             delivery_id bigint NOT NULL REFERENCES alert_deliveries (id) ON DELETE CASCADE,
             attempt integer NOT NULL,
@@ -185,12 +202,13 @@ def upgrade() -> None:
             IF NOT EXISTS (SELECT 1 FROM alert_subscriptions WHERE status = 'active') THEN
                 RETURN NULL;
             END IF;
-            INSERT INTO alert_deliveries (subscription_id, revision_seq)
-            SELECT DISTINCT s.id, r.seq
+            INSERT INTO alert_matches (subscription_id, revision_seqs)
+            SELECT s.id, array_agg(DISTINCT r.seq ORDER BY r.seq)
             FROM new_revisions r
             CROSS JOIN LATERAL incident_alert_states(r.incident_id, r.version, r.op) st
             JOIN alert_subscriptions s ON s.status = 'active' AND (s.match).box && st.geom
-             AND alert_filter_matches(s.match, {", ".join("st." + c for c in STATE_COLUMNS.split(", "))});
+             AND alert_filter_matches(s.match, {", ".join("st." + c for c in STATE_COLUMNS.split(", "))})
+            GROUP BY s.id;
             GET DIAGNOSTICS queued = ROW_COUNT;
             IF queued > 0 THEN
                 PERFORM pg_notify('alert_deliveries', '');
@@ -211,6 +229,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS incident_revisions_alerts ON incident_revisions")
     op.execute("DROP FUNCTION IF EXISTS alert_outbox_capture()")
     op.execute("DROP TABLE IF EXISTS alert_attempts")
+    op.execute("DROP TABLE IF EXISTS alert_matches")
     op.execute("DROP TABLE IF EXISTS alert_deliveries")
     op.execute("DROP TABLE IF EXISTS alert_subscriptions")
     op.execute("DROP FUNCTION IF EXISTS incident_alert_states(bigint, integer, text)")

@@ -58,7 +58,10 @@ def subscriber(alerts_key: str) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 async def no_subscriptions(db: asyncpg.Connection) -> AsyncIterator[None]:
     """Each test starts and ends without subscriptions (and so without deliveries)."""
-    clear = "DELETE FROM alert_deliveries; DELETE FROM alert_subscriptions"
+    clear = "; ".join(
+        f"DELETE FROM {table}"
+        for table in ("alert_matches", "alert_deliveries", "alert_subscriptions")
+    )
     await db.execute(clear)
     yield
     await db.execute(clear)

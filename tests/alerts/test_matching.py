@@ -89,6 +89,9 @@ async def search_ids(api: httpx.AsyncClient, f: dict[str, Any]) -> set[str]:
 
 
 async def heard(db: asyncpg.Connection, sid: str, op: str) -> set[str]:
+    """What the subscription has deliveries for, once the worker has expanded the writes'
+    matches."""
+    await eventually(lambda: db.fetchval("SELECT NOT EXISTS (SELECT 1 FROM alert_matches)"))
     found = await db.fetch(
         "SELECT r.incident_id::text AS id FROM alert_deliveries d "
         "JOIN incident_revisions r ON r.seq = d.revision_seq "

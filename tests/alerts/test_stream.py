@@ -33,7 +33,12 @@ async def take(events: Any, n: int, within: float = 15) -> list[ServerSentEvent]
     """The next `n` events of the stream's event iterator."""
 
     async def read() -> list[ServerSentEvent]:
-        return [await anext(events) for _ in range(n)]
+        got: list[ServerSentEvent] = []
+        while len(got) < n:
+            sse = await anext(events)
+            if sse.data:  # httpx-sse hands a heartbeat comment over as an empty event
+                got.append(sse)
+        return got
 
     return await asyncio.wait_for(read(), within)
 
