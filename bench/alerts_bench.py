@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from generate_acled import HOTSPOTS, generate  # noqa: E402
 from http_bench import _uvicorn, stop_server, worker_rss_mb  # noqa: E402
 
+from app.alerts.matching import STATE_ARGS  # noqa: E402
 from app.alerts.service import Owner, create_subscription  # noqa: E402
 from app.auth.service import create_key  # noqa: E402
 from app.cli import run_migrations  # noqa: E402
@@ -58,11 +59,6 @@ from app.search.resolve import resolve_filter  # noqa: E402
 DB_NAME = "incidents_alerts_bench"
 PEPPER = "bench-pepper"
 API_PORT, STREAM_PORT, RECEIVER_PORT = 8731, 8732, 8733
-STATE = (
-    "st.geom, st.event_date, st.fatalities, st.event_type, st.sub_event_type, "
-    "st.disorder_type, st.admin1, st.admin2, st.country_code, st.country, st.actors_norm, "
-    "st.notes_tsv"
-)
 # The outbox trigger's statement (migration 0016), over every revision, read-only.
 MATCH_SQL = f"""
 SELECT coalesce(sum(cardinality(seqs)), 0) FROM (
@@ -70,7 +66,7 @@ SELECT s.id, array_agg(DISTINCT r.seq ORDER BY r.seq) AS seqs
 FROM incident_revisions r
 CROSS JOIN LATERAL incident_alert_states(r.incident_id, r.version, r.op) st
 JOIN alert_subscriptions s ON s.status = 'active' AND (s.match).box && st.geom
- AND alert_filter_matches(s.match, {STATE})
+ AND alert_filter_matches(s.match, {STATE_ARGS})
 GROUP BY s.id) m
 """  # noqa: S608 (constant SQL)
 FLOOR_WRITE_SQL = """

@@ -210,38 +210,25 @@ async def send(
     started = time.monotonic()
     try:
         async with asyncio.timeout(settings.webhook_timeout_s):
-            return await _post(client, settings, url, msg_id, body, secrets_in_use, started)
+            allowed = Allowed.parse(settings.webhook_allowed_hosts)
+            target = await resolve(parse_url(url), allowed)
+            pinned, host_header, tls_name = _pinned(target)
+            headers = {**signing.headers(msg_id, body, secrets_in_use), **host_header}
+            async with client.post(
+                pinned,
+                data=body.encode(),
+                headers=headers,
+                allow_redirects=False,
+                server_hostname=tls_name,
+            ) as response:
+                await response.content.read(MAX_RESPONSE_BYTES)  # the rest is not waited for
+                status, after = response.status, response.headers.get("retry-after")
+    except RefusedUrl as exc:
+        return Outcome(None, f"refused: {exc}", time.monotonic() - started)
     except TimeoutError:
         return Outcome(
             None, f"no answer within {settings.webhook_timeout_s:g} s", time.monotonic() - started
         )
-
-
-async def _post(
-    client: aiohttp.ClientSession,
-    settings: Settings,
-    url: str,
-    msg_id: str,
-    body: str,
-    secrets_in_use: list[str],
-    started: float,
-) -> Outcome:
-    try:
-        target = await resolve(parse_url(url), Allowed.parse(settings.webhook_allowed_hosts))
-    except RefusedUrl as exc:
-        return Outcome(None, f"refused: {exc}", time.monotonic() - started)
-    pinned, host_header, tls_name = _pinned(target)
-    headers = {**signing.headers(msg_id, body, secrets_in_use), **host_header}
-    try:
-        async with client.post(
-            pinned,
-            data=body.encode(),
-            headers=headers,
-            allow_redirects=False,
-            server_hostname=tls_name,
-        ) as response:
-            await response.content.read(MAX_RESPONSE_BYTES)  # the rest is not waited for
-            status, after = response.status, response.headers.get("retry-after")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
         return Outcome(None, message, time.monotonic() - started)

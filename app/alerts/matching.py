@@ -30,6 +30,14 @@ FILTERED_BY_MINIMUM = tuple(f.name for f in FIELDS if f.filter is Filter.minimum
 
 WORLD = Envelope(-180.0, -90.0, 180.0, 90.0)
 
+# The arguments after the filter of `alert_filter_matches` (migration 0016), over `st`, a row of
+# `incident_alert_states`.
+STATE_ARGS = (
+    "st.geom, st.event_date, st.fatalities, st.event_type, st.sub_event_type, "
+    "st.disorder_type, st.admin1, st.admin2, st.country_code, st.country, st.actors_norm, "
+    "st.notes_tsv"
+)
+
 
 def _envelopes_sql(envelopes: list[Envelope], p: Params) -> str:
     parts = [

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
@@ -30,7 +30,7 @@ from app.auth.deps import AlertsKey
 from app.auth.service import Principal
 from app.core.deps import ReadConn, SettingsDep, WriteConn
 from app.core.http import created, creates
-from app.core.pagination import CursorText, Page, decode_cursor, encode_cursor, page_response
+from app.core.pagination import Page, Paging, decode_cursor, encode_cursor, paging
 from app.search.params import SearchBody
 from app.search.resolve import RawFilterDep, resolve_filter
 
@@ -86,18 +86,15 @@ async def create_subscription(
 
 @router.get("/subscriptions", response_model=SubscriptionPage, summary="This key's subscriptions")
 async def list_subscriptions(
-    request: Request,
     conn: ReadConn,
     principal: AlertsKey,
+    page: Annotated[Paging, Depends(paging("sub"))],
     limit: LimitParam = 100,
-    cursor: CursorText = None,
 ) -> Response:
-    settings = request.app.state.settings
-    after = decode_cursor(cursor, settings.cursor_secret, kind="sub") if cursor else None
     docs, following = await service.list_subscriptions(
-        conn, _owner(principal), after=after, limit=limit
+        conn, _owner(principal), after=page.after, limit=limit
     )
-    return page_response(request, docs, kind="sub", next_payload=following)
+    return page.respond(docs, following)
 
 
 @router.get(
@@ -171,21 +168,18 @@ async def rotate_secret(
     summary="The delivery log: each event's attempts, status codes and next try",
 )
 async def list_deliveries(
-    request: Request,
     subscription_id: uuid.UUID,
     conn: ReadConn,
     principal: AlertsKey,
+    page: Annotated[Paging, Depends(paging("dlv"))],
     status: Literal["pending", "delivered", "failed"] | None = None,
     limit: LimitParam = 100,
-    cursor: CursorText = None,
 ) -> Response:
     """Newest first."""
-    settings = request.app.state.settings
-    after = decode_cursor(cursor, settings.cursor_secret, kind="dlv") if cursor else None
     docs, following = await service.list_deliveries(
-        conn, _owner(principal), subscription_id, status=status, after=after, limit=limit
+        conn, _owner(principal), subscription_id, status=status, after=page.after, limit=limit
     )
-    return page_response(request, docs, kind="dlv", next_payload=following)
+    return page.respond(docs, following)
 
 
 LastEventId = Annotated[

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from app.alerts.matching import filter_sql
+from app.alerts.matching import STATE_ARGS, filter_sql
 from app.changes.service import CHANGE_INCIDENT_JSON
 from app.core.config import Settings
 from app.core.db import Database
@@ -36,11 +36,6 @@ from app.search.query import Params
 log = logging.getLogger("app.alerts")
 BATCH = 1000
 QUEUE_SIZE = 10_000
-STATE = (
-    "st.geom, st.event_date, st.fatalities, st.event_type, st.sub_event_type, "
-    "st.disorder_type, st.admin1, st.admin2, st.country_code, st.country, st.actors_norm, "
-    "st.notes_tsv"
-)
 Position = tuple[int, int]  # (transaction id, revision seq)
 
 
@@ -59,7 +54,7 @@ SELECT r.txid::text AS txid, r.seq, r.op, m.streams,
 FROM r LEFT JOIN LATERAL (
     SELECT array_agg(DISTINCT ls.stream_id) AS streams
     FROM incident_alert_states(r.incident_id, r.version, r.op) st
-    JOIN {streams} ls ON (ls.match).box && st.geom AND alert_filter_matches(ls.match, {STATE})
+    JOIN {streams} ls ON (ls.match).box && st.geom AND alert_filter_matches(ls.match, {STATE_ARGS})
 ) m ON true
 ORDER BY r.txid, r.seq
 """  # noqa: S608 (constant SQL; `streams` is one of the two relations below)
