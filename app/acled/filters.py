@@ -27,7 +27,7 @@ from app.taxonomy.data import (
 )
 
 OPERATORS = ("=", "LIKE", ">", "<", ">=", "<=", "BETWEEN")
-EXTENSIONS = ("near", "radius_km", "bbox", "within")
+EXTENSIONS = ("near", "radius_km", "bbox", "within", "match", "as_of")
 # Parameters ACLED's clients send that change nothing here.
 IGNORED = frozenset(
     (

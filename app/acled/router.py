@@ -119,7 +119,8 @@ READ_DOC = """ACLED events. Filters: any column (`country=Iraq`, `event_type=Bat
 `<column>_where` sets the operator (`=` default, text case-insensitive; `LIKE` a
 case-insensitive substring; `>`, `<`, `>=`, `<=`; `BETWEEN` with `low|high`);
 `column=v:OR:other=w` ORs two columns; `timestamp` (Unix seconds or a date) = changed since.
-Extensions: `near` + `radius_km`, `bbox`, `within` as on /v1. `fields=a|b|c`; `limit` (default
+Extensions: `near` + `radius_km` (+ `match`), `bbox`, `within` and `as_of` (the events as
+they stood at that instant; echoed as `as_of`) as on /v1. `fields=a|b|c`; `limit` (default
 5000, `0` = all rows, streamed) and 1-based `page` in storage order (stable while others
 write)."""
 
@@ -193,6 +194,8 @@ async def events(
         "data": fragments(rows),
         "filename": _filename(query),
     }
+    if f.raw.as_of is not None:
+        body["as_of"] = f.as_of_meta()
     if with_total:
         body["total_count"] = await service.total(conn, f)
     return Response(json_body(body), media_type=JSON)

@@ -23,7 +23,7 @@ from app.core.errors import Unprocessable
 from app.search.filters import OutputFormat, SearchFilter, Sort
 from app.search.formats import csv_chunk
 from app.search.params import build_raw_filter
-from app.search.query import build_where
+from app.search.query import build_where, source_sql
 from app.search.resolve import resolve_filter
 from app.search.service import STREAM_BATCH, build_query
 
@@ -129,7 +129,7 @@ async def page_start(
     where = build_where(f)
     skip = (page - start_page) * limit
     sql = (
-        f"SELECT i.id FROM incidents i WHERE {where.sql} "  # noqa: S608 (placeholders only)
+        f"SELECT i.id FROM {source_sql(f, where.params)} WHERE {where.sql} "  # noqa: S608
         f"AND i.id > {where.params.add(start_id)} ORDER BY i.id LIMIT {where.params.add(skip)}"
     )
     ids = [r["id"] for r in await conn.fetch(sql, *where.params.values)]
@@ -208,5 +208,5 @@ async def last_update(conn: asyncpg.Connection) -> int:
 async def total(conn: asyncpg.Connection, f: SearchFilter) -> int:
     """`total_count` (only when asked for with `with_total=true`: it counts)."""
     where = build_where(f)
-    sql = f"SELECT count(*) FROM incidents i WHERE {where.sql}"  # noqa: S608
+    sql = f"SELECT count(*) FROM {source_sql(f, where.params)} WHERE {where.sql}"  # noqa: S608
     return int(await conn.fetchval(sql, *where.params.values))

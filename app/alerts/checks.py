@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from app.alerts.matching import check_subscribable
 from app.alerts.urls import Allowed, RefusedUrl, parse_url, resolve
 from app.core.errors import ProblemError, ServiceUnavailable, Unprocessable, field_error
 from app.search.filters import SearchFilter
@@ -16,7 +17,7 @@ from app.search.resolve import resolve_filter
 async def resolved_filter(conn: asyncpg.Connection, body: Any) -> SearchFilter:
     """`body` (a SearchBody) resolved; a problem names `filter.<parameter>`."""
     try:
-        return await resolve_filter(conn, body.to_raw())
+        return await resolve_filter(conn, check_subscribable(body.to_raw()))
     except ServiceUnavailable:
         raise
     except ProblemError as exc:

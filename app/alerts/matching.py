@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.core.errors import Unprocessable, field_error
 from app.core.geo import Envelope, circle_envelopes
 from app.incidents.fields import BY_NAME, FIELDS, Filter
-from app.search.filters import SearchFilter
+from app.search.filters import Match, RawFilter, SearchFilter
 from app.search.query import Params
 
 # Fields filtered by value (the field registry) -> their alert_filter attribute. A field the
@@ -46,6 +46,21 @@ def _envelopes_sql(envelopes: list[Envelope], p: Params) -> str:
         for e in envelopes
     ]
     return parts[0] if len(parts) == 1 else "ST_Collect(ARRAY[" + ", ".join(parts) + "])"
+
+
+def check_subscribable(raw: RawFilter) -> RawFilter:
+    """Alerts hear of changes from now on, by their points: `as_of` and `match` are 422s."""
+    if raw.as_of is not None:
+        raise Unprocessable(
+            "as_of: alerts and streams follow the store from now on",
+            errors=[field_error("as_of", "not for alerts", raw.as_of.isoformat())],
+        )
+    if raw.match is not Match.point:
+        raise Unprocessable(
+            "match: alerts and streams match an incident's point (match=point)",
+            errors=[field_error("match", "only point for alerts", raw.match.value)],
+        )
+    return raw
 
 
 def filter_sql(f: SearchFilter, p: Params) -> str:

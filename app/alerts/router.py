@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 
 from app.alerts import service
 from app.alerts.checks import check_url, resolved_filter
+from app.alerts.matching import check_subscribable
 from app.alerts.schemas import (
     Delivery,
     RotatedSecret,
@@ -214,7 +215,7 @@ async def stream(
     if last_event_id:
         payload = decode_cursor(last_event_id, settings.cursor_secret, kind=CHANGES_CURSOR)
         start = (int(payload["t"]), int(payload["s"]))
-    f = await resolve_filter(conn, raw)
+    f = await resolve_filter(conn, check_subscribable(raw))
     hub: StreamHub = request.app.state.streams
     opened = await hub.open(f, start)
     shutdown = anyio.Event()

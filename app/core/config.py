@@ -10,6 +10,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Retries of a webhook delivery, in seconds after the failed attempt (about a day in all).
 DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 7200, 18000, 36000, 86400)
+# ACLED geo_precision: 1 the named town, 2 near it or part of a region, 3 a provincial capital
+# standing for a larger region.
+DEFAULT_UNCERTAINTY_KM = {1: 1.0, 2: 10.0, 3: 50.0}
+# UCDP GED where_prec: 1 exact, 2 within 25 km, 3 second-order division, 4 first-order
+# division, 5 a linear feature or an area between places, 6 the country, 7 waters or airspace.
+DEFAULT_WHERE_PREC_KM = {1: 1.0, 2: 25.0, 3: 50.0, 4: 150.0, 5: 100.0, 6: 500.0, 7: 500.0}
+MAX_UNCERTAINTY_KM = 20_000.0
 
 
 def to_asyncpg_url(url: str) -> str:
@@ -84,6 +91,15 @@ class Settings(BaseSettings):
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
     max_streams: int = Field(default=1000, ge=1)
 
+    # Location uncertainty (km) of an incident that gives none, by its geo_precision, as
+    # `precision:km` pairs; and what a UCDP import writes for each `where_prec`.
+    uncertainty_km_by_geo_precision: Annotated[dict[int, float], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_UNCERTAINTY_KM)
+    )
+    uncertainty_km_by_where_prec: Annotated[dict[int, float], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_WHERE_PREC_KM)
+    )
+
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
@@ -103,6 +119,23 @@ class Settings(BaseSettings):
     def _check_schedule(cls, value: list[float]) -> list[float]:
         if not value or any(step <= 0 for step in value):
             raise ValueError("a non-empty list of positive seconds")
+        return value
+
+    @field_validator(
+        "uncertainty_km_by_geo_precision", "uncertainty_km_by_where_prec", mode="before"
+    )
+    @classmethod
+    def _split_pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = (part.split(":", 1) for part in value.split(",") if part.strip())
+            return {int(k): float(v) for k, v in pairs}
+        return value
+
+    @field_validator("uncertainty_km_by_geo_precision", "uncertainty_km_by_where_prec")
+    @classmethod
+    def _check_pairs(cls, value: dict[int, float]) -> dict[int, float]:
+        if any(not 0 <= km <= MAX_UNCERTAINTY_KM for km in value.values()):
+            raise ValueError(f"kilometres between 0 and {MAX_UNCERTAINTY_KM:g}")
         return value
 
     @field_validator("database_url")

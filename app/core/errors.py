@@ -76,6 +76,10 @@ class NotFound(ProblemError):
     """No such incident, place, area or subscription; an unknown place name."""
 
 
+class Gone(ProblemError):
+    """An incident asked for `as_of` an instant when it had been deleted."""
+
+
 class RequestTimeout(ProblemError):
     """A client that stopped sending its body."""
 
@@ -114,6 +118,7 @@ PROBLEMS: dict[type[ProblemError], tuple[int, str, str]] = {
     Unauthorized: (401, "Unauthorized", "unauthorized"),
     Forbidden: (403, "Forbidden", "forbidden"),
     NotFound: (404, "Not found", "not-found"),
+    Gone: (410, "Gone", "gone"),
     RequestTimeout: (408, "Request timeout", "request-timeout"),
     Conflict: (409, "Conflict", "conflict"),
     PreconditionFailed: (412, "Precondition failed", "precondition-failed"),

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
 
+from app.core.config import MAX_UNCERTAINTY_KM
+from app.incidents.uncertainty import effective_sql
 from app.taxonomy.data import (
     DISORDER_TYPES,
     EVENT_TYPES,
@@ -130,6 +132,7 @@ class SourceRef(BaseModel):
 ShortText = Annotated[str, Field(max_length=500)]
 Count = Annotated[int, Field(ge=0, le=10_000_000)]
 Precision = Literal[1, 2, 3]
+UncertaintyKm = Annotated[float, Field(ge=0, le=MAX_UNCERTAINTY_KM)]
 EventDate = Annotated[dt.date, AfterValidator(_date_range)]
 TagList = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=100)]],
@@ -436,6 +439,18 @@ FIELDS: tuple[IncidentField, ...] = (
         annotation=Precision,
         acled="geo_precision",
         queryable=Q,
+    ),
+    IncidentField(
+        "uncertainty_km",
+        Kind.number,
+        "real",
+        "How far from its point the incident may have happened, km: as given, else the "
+        "default for its geo_precision (1: 1, 2: 10, 3: 50; a setting)",
+        select=effective_sql(),
+        write="optional",
+        annotation=UncertaintyKm,
+        queryable=Q,
+        nullable=False,
     ),
     IncidentField(
         "source",

@@ -13,6 +13,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    REAL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -50,6 +51,7 @@ SQL_TYPES: dict[str, Any] = {
     "text": Text,
     "date": Date,
     "smallint": SmallInteger,
+    "real": REAL,
     "integer": Integer,
     "bigint": BigInteger,
     "boolean": Boolean,
@@ -77,7 +79,9 @@ def _registry_columns() -> list[Column[Any]]:
         Column(
             f.name,
             SQL_TYPES[f.sql_type],
-            nullable=f.nullable,
+            # A writable field with no default may be left out (its output may still never be
+            # null: uncertainty_km shows its precision's default).
+            nullable=f.nullable or (f.write == "optional" and f.default is None),
             unique=f.name == "external_id" or None,
             server_default=_server_default(f),
         )
@@ -95,6 +99,7 @@ incidents_table = Table(
     Column("deleted_at", DateTime(timezone=True)),
     CheckConstraint("fatalities >= 0", name="fatalities_non_negative"),
     CheckConstraint("time_precision IN (1, 2, 3)", name="time_precision_range"),
+    CheckConstraint("uncertainty_km >= 0", name="incidents_uncertainty_km_check"),
     CheckConstraint(
         "event_date_end IS NULL OR event_date_end >= event_date", name="end_after_start"
     ),

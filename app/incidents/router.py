@@ -3,6 +3,7 @@ only; SQL lives in the services."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -25,6 +26,9 @@ from app.core.pagination import Page, Paging, paging
 from app.incidents import bulk, service
 from app.incidents.enrich import enrich
 from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, RevisionOut
+from app.search.params import as_of_query
+
+AsOf = Annotated[dt.datetime | None, Depends(as_of_query)]
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
@@ -57,14 +61,20 @@ async def create_incident(incident: IncidentIn, conn: WriteConn, principal: Writ
     "/{incident_id}",
     response_model=IncidentOut,
     summary="Get one incident",
-    responses={304: {"description": "Not modified (If-None-Match)"}},
+    responses={
+        304: {"description": "Not modified (If-None-Match)"},
+        410: problem_doc("Deleted by the `as_of` instant"),
+    },
 )
 async def get_incident(
     incident_id: IdPath,
     conn: ReadConn,
+    as_of: AsOf,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    version, doc = await service.get_incident(conn, incident_id=parse_id(incident_id))
+    """With `as_of`: the version current at that instant (404 if the incident did not exist
+    yet, 410 if it had been deleted by then)."""
+    version, doc = await service.get_incident(conn, incident_id=parse_id(incident_id), as_of=as_of)
     if if_none_match_hits(if_none_match, version):
         return Response(status_code=304, headers={"ETag": etag(version)})
     return Response(content=doc, media_type=JSON, headers={"ETag": etag(version)})

@@ -7,13 +7,22 @@ history, the audit trail and the source of the change feed.
 
 from __future__ import annotations
 
+import datetime as dt
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
 import orjson
 from pydantic import ValidationError
 
-from app.core.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, validation_errors
+from app.core.errors import (
+    Conflict,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+    validation_errors,
+)
 from app.incidents.enrich import enrich
 from app.incidents.fields import ACTOR_FIELDS, BY_NAME, WRITABLE_COLUMNS, Kind
 from app.incidents.schemas import IncidentIn, IncidentPatch
@@ -50,28 +59,27 @@ INSERT_SQL = (
 UPDATE_SQL = (
     "WITH w AS (UPDATE incidents SET "  # noqa: S608 (constant SQL pieces, values are bound)
     + ", ".join(f"{c} = {v}" for c, v in zip(WRITABLE_COLUMNS, _VALUES, strict=True))
-    + f", geom = {_POINT}, version = version + 1, updated_at = now() "
+    + f", geom = {_POINT}, version = version + 1, updated_at = greatest(now(), updated_at) "
     f"WHERE id = {_EXTRA}::bigint RETURNING *), " + _REVISION_CTE + _RESULT
 )
 
 DELETE_SQL = (
     "WITH w AS (UPDATE incidents SET deleted_at = now(), version = version + 1, "
-    "updated_at = now() WHERE id = $1 RETURNING *), "
+    "updated_at = greatest(now(), updated_at) WHERE id = $1 RETURNING *), "
     "rev AS (INSERT INTO incident_revisions "
     "(incident_id, version, op, changed_by, changed_fields) "
     "SELECT i.id, i.version, 'delete', $2, '{}' FROM w i) "
     "SELECT i.id, i.version FROM w i"
 )
 
+# `stored_uncertainty`: the uncertainty as given (the JSON shows the effective one, with the
+# precision's default), so that a patch keeps a default a default.
 LOCK_SQL = (
-    f"SELECT i.version, ({INCIDENT_JSON})::text AS doc FROM incidents i "  # noqa: S608
+    f"SELECT i.version, ({INCIDENT_JSON})::text AS doc, "  # noqa: S608
+    "i.uncertainty_km AS stored_uncertainty FROM incidents i "
     "WHERE i.id = $1 AND i.deleted_at IS NULL FOR UPDATE"
 )
 
-GET_SQL = (
-    f"SELECT i.version, ({INCIDENT_JSON})::text AS doc FROM incidents i "  # noqa: S608
-    "WHERE i.id = $1 AND i.deleted_at IS NULL"
-)
 
 REVISIONS_SQL = f"""
 SELECT r.version, json_build_object(
@@ -127,12 +135,55 @@ async def create_incident(
     return int(row["id"]), int(row["version"]), str(row["doc"])
 
 
-async def get_incident(conn: asyncpg.Connection, *, incident_id: int) -> tuple[int, str]:
-    """(version, json) of a live incident, or 404."""
-    row = await conn.fetchrow(GET_SQL, incident_id)
+async def get_incident(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: int,
+    as_of: dt.datetime | None = None,
+    doc: str = INCIDENT_JSON,
+    what: str = "incident",
+) -> tuple[int, str]:
+    """(version, json) of a live incident, or 404; with `as_of`, the version current at that
+    instant: 404 when it did not exist yet, 410 when it had been deleted by then. `doc`: the
+    JSON expression over alias `i` (an OGC API feature, say)."""
+    if as_of is None:
+        row = await conn.fetchrow(get_sql(doc), incident_id)
+        if row is None:
+            raise NotFound(f"No {what} with id '{incident_id}'.")
+        return int(row["version"]), str(row["doc"])
+    row = await conn.fetchrow(as_of_sql(doc), incident_id, as_of)
+    when = as_of.isoformat()
     if row is None:
-        raise NotFound(f"No incident with id '{incident_id}'.")
+        raise NotFound(f"No {what} with id '{incident_id}' existed at {when}.")
+    if row["deleted_at"] is not None:
+        raise Gone(
+            f"The {what} '{incident_id}' had been deleted at {when} (version {row['version']}).",
+            extra={"deleted_at": row["deleted_at"].isoformat(), "version": int(row["version"])},
+        )
     return int(row["version"]), str(row["doc"])
+
+
+@lru_cache(maxsize=8)
+def get_sql(doc: str) -> str:
+    """One live incident as `doc` (a JSON expression over alias `i`)."""
+    return (
+        f"SELECT i.version, ({doc})::text AS doc FROM incidents i "  # noqa: S608
+        "WHERE i.id = $1 AND i.deleted_at IS NULL"
+    )
+
+
+@lru_cache(maxsize=8)
+def as_of_sql(doc: str) -> str:
+    """One incident as `doc` at instant $2, deleted or not (the caller tells them apart). The
+    highest version valid then (ranges do not overlap; the order only makes it certain)."""
+    return (
+        f"SELECT i.version, i.deleted_at, ({doc})::text AS doc "  # noqa: S608
+        "FROM incidents_as_of($2::timestamptz) i WHERE i.id = $1 ORDER BY i.version DESC LIMIT 1"
+    )
+
+
+GET_SQL = get_sql(INCIDENT_JSON)
+AS_OF_SQL = as_of_sql(INCIDENT_JSON)
 
 
 def _check_precondition(incident_id: int, version: int, if_match: set[int] | None) -> None:
@@ -144,11 +195,15 @@ def _check_precondition(incident_id: int, version: int, if_match: set[int] | Non
         )
 
 
-async def _lock(conn: asyncpg.Connection, incident_id: int) -> tuple[int, dict[str, Any]]:
+async def _lock(
+    conn: asyncpg.Connection, incident_id: int
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """(version, the incident's JSON, its stored values as input) of a live incident, locked."""
     row = await conn.fetchrow(LOCK_SQL, incident_id)
     if row is None:
         raise NotFound(f"No incident with id '{incident_id}'.")
-    return int(row["version"]), orjson.loads(row["doc"])
+    doc = orjson.loads(row["doc"])
+    return int(row["version"]), doc, {**doc, "uncertainty_km": row["stored_uncertainty"]}
 
 
 def _as_input(doc: dict[str, Any]) -> dict[str, Any]:
@@ -190,15 +245,15 @@ async def update_incident(
 ) -> tuple[int, str]:
     """Returns (version, json). A patch that changes nothing keeps the version. The merged
     incident is enriched as a new one is, on the same connection that holds the row lock."""
-    version, current = await _lock(conn, incident_id)
+    version, current, stored = await _lock(conn, incident_id)
     _check_precondition(incident_id, version, if_match)
-    after = await enrich(conn, merge_patch(current, patch))
+    after = await enrich(conn, merge_patch(stored, patch))
     before: IncidentIn | dict[str, Any]
     try:
-        before = IncidentIn.model_validate(_as_input(current))
+        before = IncidentIn.model_validate(_as_input(stored))
     except ValidationError:
         # Stored under older or looser rules (a direct load): compare the stored values.
-        before = _as_input(current)
+        before = _as_input(stored)
     fields = changed_fields(before, after)
     if not fields:
         return version, orjson.dumps(current).decode()
@@ -216,7 +271,7 @@ async def delete_incident(
     conn: asyncpg.Connection, *, incident_id: int, if_match: set[int] | None, changed_by: str | None
 ) -> int:
     """Soft delete: hidden from queries, kept in history. Returns the tombstone's version."""
-    version, _ = await _lock(conn, incident_id)
+    version, _, _ = await _lock(conn, incident_id)
     _check_precondition(incident_id, version, if_match)
     row = await conn.fetchrow(DELETE_SQL, incident_id, changed_by)
     return int(row["version"])

@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.errors import BadRequest, field_error
+from app.core.errors import BadRequest, Unprocessable, field_error
 from app.incidents.fields import Kind
 from app.ogc import cql
 from app.search.params import BY_NAME as SEARCH_PARAMS
-from app.search.params import build_raw_filter
+from app.search.params import build_raw_filter, check_as_of
 from app.search.query import Params
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -100,6 +100,20 @@ def parse_items_query(query: Mapping[str, str], keys: list[str]) -> ItemsQuery:
     basis = sorted((k, v) for k, v in query.items() if k not in ("cursor", "limit", "f"))
     out.fingerprint = hashlib.sha256(repr(basis).encode()).hexdigest()[:16]
     return out
+
+
+def parse_as_of(text: str | None) -> dt.datetime | None:
+    """`as_of` on one feature (on /items it is a search parameter like the others)."""
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise bad("as_of", "an RFC 3339 instant with its offset", text[:50]) from exc
+    try:
+        return check_as_of(value)
+    except Unprocessable as exc:
+        raise bad("as_of", exc.detail.removeprefix("as_of: "), text[:50]) from exc
 
 
 def parse_limit(text: str | None) -> int:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from app.auth.deps import OptionalPrincipal, Writer, guard
@@ -313,6 +313,8 @@ async def items(
     }
     if matched is not None:
         doc["numberMatched"] = matched
+    if f.raw.as_of is not None:
+        doc["as_of"] = f.as_of_meta()
     if as_html:
         collection_doc = {"type": "FeatureCollection", "features": [orjson.loads(d) for d in docs]}
         rows = [{"id": x["id"], **x["properties"]} for x in collection_doc["features"]]
@@ -321,17 +323,16 @@ async def items(
     return Response(json_body(doc), media_type=GEOJSON)
 
 
-FEATURE_SQL = (
-    f"SELECT i.version, ({feature_json()})::text AS doc FROM incidents i "  # noqa: S608
-    "WHERE i.id = $1 AND i.deleted_at IS NULL"
-)
+FEATURE_JSON = feature_json()
+FEATURE_SQL = incidents.get_sql(FEATURE_JSON)
 
 
-async def _feature(conn: asyncpg.Connection, feature_id: int) -> tuple[int, str]:
-    row = await conn.fetchrow(FEATURE_SQL, feature_id)
-    if row is None:
-        raise NotFound(f"No feature with id '{feature_id}'.")
-    return int(row["version"]), str(row["doc"])
+async def _feature(
+    conn: asyncpg.Connection, feature_id: int, as_of: dt.datetime | None = None
+) -> tuple[int, str]:
+    return await incidents.get_incident(
+        conn, incident_id=feature_id, as_of=as_of, doc=FEATURE_JSON, what="feature"
+    )
 
 
 def _feature_links(request: Request, feature_id: int) -> str:
@@ -350,11 +351,19 @@ async def item(
     featureId: IdPath,
     accept: FORMAT = None,
     if_none_match: Annotated[str | None, Header()] = None,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="RFC 3339 instant: the feature as it stood then (404 before it "
+            "existed, 410 once deleted)",
+        ),
+    ] = None,
 ) -> Response:
-    _only(request)
+    _only(request, "as_of")
     _check_collection(collectionId)
     feature_id = parse_id(featureId, what="feature")
-    version, doc = await _feature(conn, feature_id)
+    instant = params.parse_as_of(as_of)
+    version, doc = await _feature(conn, feature_id, instant)
     if if_none_match_hits(if_none_match, version):
         return Response(status_code=304, headers={"ETag": etag(version)})
     if _html(request, accept):

@@ -30,6 +30,14 @@ class Sort(enum.StrEnum):
     stored = "id"  # storage order: new incidents come last, so pages do not shift
 
 
+class Match(enum.StrEnum):
+    """How a radius search treats an incident's location uncertainty (`uncertainty_km`)."""
+
+    point = "point"  # its point is inside the circle
+    certain = "certain"  # its whole uncertainty disc is: distance + uncertainty <= radius
+    possible = "possible"  # its disc touches the circle: distance - uncertainty <= radius
+
+
 class OutputFormat(enum.StrEnum):
     json = "json"
     geojson = "geojson"
@@ -62,6 +70,9 @@ class RawFilter:
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # field -> lower bound (min_fatalities)
     minimums: dict[str, int] = field(default_factory=dict)
+    match: Match = Match.point
+    # The store as it stood at this instant (timezone-aware), instead of as it stands now.
+    as_of: dt.datetime | None = None
 
     def between(self, start: dt.date | None, end: dt.date | None) -> RawFilter:
         """The same filter over other dates."""
@@ -109,11 +120,18 @@ class SearchFilter:
             "country": bool(raw.countries),
             "q": bool(raw.q),
             "conditions": bool(self.conditions),
+            "match": raw.match is not Match.point,
+            # No rollup keeps the past: a question about another instant counts incidents.
+            "as_of": raw.as_of is not None,
         }
         names = {name for name, on in present.items() if on}
         names.update(name for name, values in raw.values.items() if values)
         names.update(f"min_{name}" for name in raw.minimums)
         return frozenset(names)
+
+    def as_of_meta(self) -> str | None:
+        """`meta.as_of`: the instant answered for (None: now)."""
+        return None if self.raw.as_of is None else self.raw.as_of.isoformat()
 
     def meta(self) -> dict[str, Any]:
         """The filters as applied, echoed in responses so clients see what was understood."""
@@ -123,6 +141,8 @@ class SearchFilter:
             applied["near"] = {"latitude": self.near.latitude, "longitude": self.near.longitude}
             if self.radius_m is not None:
                 applied["radius_km"] = self.radius_m / 1000
+            if raw.match is not Match.point:
+                applied["match"] = raw.match.value
         if raw.bbox is not None:
             applied["bbox"] = list(raw.bbox)
         if self.area is not None:
@@ -148,5 +168,7 @@ class SearchFilter:
             applied[f"min_{name}"] = minimum
         if raw.q:
             applied["q"] = raw.q
+        if raw.as_of is not None:
+            applied["as_of"] = raw.as_of.isoformat()
         applied.update(self.described)
         return applied

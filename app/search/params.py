@@ -24,7 +24,7 @@ from app.core.errors import Unprocessable, field_error
 from app.core.geojson import KHANAQIN_POLYGON, PolygonGeometry
 from app.core.schemas import input_config
 from app.incidents.fields import FIELDS, Filter, IncidentField
-from app.search.filters import MAX_RADIUS_KM, RawFilter
+from app.search.filters import MAX_RADIUS_KM, Match, RawFilter
 from app.taxonomy.data import (
     canonical_disorder_type,
     canonical_event_type,
@@ -46,6 +46,8 @@ class Role(enum.StrEnum):
     country = "country"
     minimum = "minimum"
     text = "text"
+    match = "match"
+    as_of = "as_of"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,13 @@ def _field_params(field: IncidentField) -> list[Param]:
     return []
 
 
+_AS_OF_DOC = (
+    "RFC 3339 instant with its offset (2025-03-31T23:59:59Z): the incidents as they stood "
+    "then (later creations absent, later deletions present, later edits undone); not in the "
+    "future"
+)
+
+
 def _params() -> tuple[Param, ...]:
     params = [
         Param(
@@ -159,6 +168,16 @@ def _params() -> tuple[Param, ...]:
             {"max_length": 200},
             examples=("44.5,33.5,46.0,35.0",),
         ),
+        Param(
+            "match",
+            Match,
+            Role.match,
+            "With `near`: how an incident's `uncertainty_km` counts. `point` (default): its "
+            "point is inside the circle; `certain`: its whole uncertainty disc is (distance + "
+            "uncertainty <= radius); `possible`: the disc touches the circle (distance - "
+            "uncertainty <= radius)",
+            {},
+        ),
         Param("within", str, Role.within, "An area id or name", {"max_length": 200}),
     ]
     seen = {p.name for p in params}
@@ -167,6 +186,16 @@ def _params() -> tuple[Param, ...]:
             if param.name not in seen:
                 seen.add(param.name)
                 params.append(param)
+    params.append(
+        Param(
+            "as_of",
+            dt.datetime,
+            Role.as_of,
+            _AS_OF_DOC,
+            {},
+            examples=("2025-03-31T23:59:59Z",),
+        )
+    )
     return tuple(params)
 
 
@@ -257,12 +286,40 @@ def _typed(param: Param, value: Any) -> Any:
     try:
         if param.kind is dt.date:
             return dt.date.fromisoformat(str(value))
+        if param.kind is dt.datetime:
+            return dt.datetime.fromisoformat(str(value).strip())
         return param.kind(value)
     except (TypeError, ValueError) as exc:
         raise Unprocessable(
             f"{param.name}: not a valid {param.kind.__name__}",
             errors=[field_error(param.name, f"expected {param.kind.__name__}", str(value)[:100])],
         ) from exc
+
+
+def check_as_of(value: dt.datetime, name: str = "as_of") -> dt.datetime:
+    """An instant with its offset, not in the future (as UTC)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise Unprocessable(
+            f"{name}: give the UTC offset (RFC 3339, e.g. 2025-03-31T23:59:59Z)",
+            errors=[field_error(name, "no UTC offset", value.isoformat())],
+        )
+    instant = value.astimezone(dt.UTC)
+    if instant > dt.datetime.now(dt.UTC):
+        raise Unprocessable(
+            f"{name}: in the future; the store cannot answer for a moment it has not reached",
+            errors=[field_error(name, "in the future", value.isoformat())],
+        )
+    return instant
+
+
+def as_of_query(
+    as_of: Annotated[
+        dt.datetime | None,
+        Query(description=_AS_OF_DOC, examples=["2025-03-31T23:59:59Z"]),
+    ] = None,
+) -> dt.datetime | None:
+    """Dependency: `as_of` on an endpoint that reads one incident."""
+    return None if as_of is None else check_as_of(as_of)
 
 
 def build_raw_filter(
@@ -311,11 +368,19 @@ def build_raw_filter(
             args["minimums"][param.field.name] = value
         elif role is Role.text:
             args["q"] = value.strip() or None
+        elif role is Role.match:
+            args["match"] = Match(value)
+        elif role is Role.as_of:
+            args["as_of"] = check_as_of(value)
     raw = RawFilter(**args)
     if raw.start is not None and raw.end is not None and raw.end < raw.start:
         raise Unprocessable(
             "end: must not be before start",
             errors=[field_error("end", "before start", raw.end.isoformat())],
+        )
+    if raw.match is not Match.point and raw.near is None:
+        raise Unprocessable(
+            "match: only meaningful with near", errors=[field_error("match", "needs near")]
         )
     if raw.radius_km is not None and raw.near is None:
         raise Unprocessable(

@@ -1,4 +1,5 @@
-"""Turns a resolved SearchFilter into one SQL WHERE clause with `$n` parameters.
+"""Turns a resolved SearchFilter into one SQL WHERE clause with `$n` parameters, and says
+what it reads (`source_sql`: the live store, or the store as of an instant).
 
 Every endpoint that selects incidents (list, polygon search, export, stats, grid, tiles) builds
 its WHERE here, from the filter and the field registry (a field filtered by value gets its
@@ -14,7 +15,8 @@ from typing import Any
 
 from app.core.geo import circle_envelopes, inner_box
 from app.incidents.fields import BY_NAME, Filter
-from app.search.filters import SearchFilter, Sort
+from app.incidents.uncertainty import defaults_km, effective_sql, largest_default_km
+from app.search.filters import Match, SearchFilter, Sort
 
 POINT = "ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)"
 
@@ -53,22 +55,7 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
         point = POINT.format(lon=p.add(f.near.longitude), lat=p.add(f.near.latitude))
         distance_sql = f"ST_Distance({a}.geom::geography, {point}::geography)"
         if f.radius_m is not None:
-            circle = circle_envelopes(f.near.latitude, f.near.longitude, f.radius_m)
-            clauses.append(_envelope_sql(a, circle, p))
-            # _ST_DWithin (no index support, no selectivity guess) instead of ST_DWithin: the
-            # envelope above is what the index uses, and ST_DWithin's tiny selectivity estimate
-            # made the planner sort every candidate instead of walking the date index.
-            exact = (
-                f"_ST_DWithin({a}.geom::geography, {point}::geography, {p.add(f.radius_m)}, true)"
-            )
-            inner = inner_box(f.near.latitude, f.near.longitude, f.radius_m)
-            if inner is not None:
-                exact = (
-                    f"((ST_X({a}.geom) BETWEEN {p.add(inner.min_lon)} AND {p.add(inner.max_lon)}"
-                    f" AND ST_Y({a}.geom) BETWEEN {p.add(inner.min_lat)} AND "
-                    f"{p.add(inner.max_lat)}) OR {exact})"
-                )
-            clauses.append(exact)
+            clauses += _circle_clauses(f, point, p, a)
     if envelopes:
         clauses.append(_envelope_sql(a, envelopes, p))
     if f.area is not None:
@@ -93,6 +80,88 @@ def build_where(f: SearchFilter, params: Params | None = None, alias: str = "i")
         )
     clauses += [condition(p) for condition in f.conditions]
     return Where(clauses=clauses, params=p, distance_sql=distance_sql)
+
+
+def _circle_clauses(f: SearchFilter, point: str, p: Params, a: str) -> list[str]:
+    """Within `radius_m` of `near`, as `match` asks: the index condition (envelopes), then the
+    exact geodesic test, skipped for points inside a box sure to be in reach. `_ST_DWithin`
+    (no index support, no selectivity guess) instead of ST_DWithin: the envelopes are what the
+    index uses, and ST_DWithin's tiny selectivity estimate made the planner sort every
+    candidate instead of walking the date index."""
+    assert f.near is not None and f.radius_m is not None
+    lat, lon, radius = f.near.latitude, f.near.longitude, f.radius_m
+    geog = f"{a}.geom::geography, {point}::geography"
+    # Boxes inside the reach: the circle's own, and for `match`, each precision's default.
+    sure: list[str | None] = []
+    if f.raw.match is Match.point:
+        reach = p.add(radius)
+        index = _envelope_sql(a, circle_envelopes(lat, lon, radius), p)
+        sure.append(_inside(a, lat, lon, radius, p))
+    elif f.raw.match is Match.certain:
+        # The whole disc inside: only points inside the circle qualify, so its envelope.
+        reach = f"({p.add(radius)} - 1000.0 * {effective_sql(a)})"
+        index = _envelope_sql(a, circle_envelopes(lat, lon, radius), p)
+        for precision, km in defaults_km().items():
+            if km * 1000 < radius:
+                sure.append(_default_inside(a, precision, lat, lon, radius - km * 1000, p))
+        index = f"{index} AND {reach} >= 0"
+    else:
+        # The disc touches the circle: within radius + uncertainty. Every incident without an
+        # uncertainty of its own larger than the largest default is inside the circle grown
+        # by that default; the few others are found by their uncertainty's index.
+        grown = largest_default_km()
+        reach = f"({p.add(radius)} + 1000.0 * {effective_sql(a)})"
+        envelopes = _envelope_sql(a, circle_envelopes(lat, lon, radius + grown * 1000), p)
+        index = f"({envelopes} OR {a}.uncertainty_km > {p.add(grown)})"
+        sure.append(_inside(a, lat, lon, radius, p))
+        for precision, km in defaults_km().items():
+            sure.append(_default_inside(a, precision, lat, lon, radius + km * 1000, p))
+    exact = f"_ST_DWithin({geog}, {reach}, true)"
+    boxes = [box for box in sure if box is not None]
+    if boxes:
+        exact = "(" + " OR ".join([*boxes, exact]) + ")"
+    return [index, exact]
+
+
+def _inside(a: str, lat: float, lon: float, radius_m: float, p: Params) -> str | None:
+    """Points in a box every point of which is within `radius_m` (None where there is none)."""
+    inner = inner_box(lat, lon, radius_m)
+    if inner is None:
+        return None
+    return (
+        f"(ST_X({a}.geom) BETWEEN {p.add(inner.min_lon)} AND {p.add(inner.max_lon)}"
+        f" AND ST_Y({a}.geom) BETWEEN {p.add(inner.min_lat)} AND {p.add(inner.max_lat)})"
+    )
+
+
+def _default_inside(
+    a: str, precision: int, lat: float, lon: float, radius_m: float, p: Params
+) -> str | None:
+    """An incident with its precision's default uncertainty, inside the box of `radius_m`."""
+    box = _inside(a, lat, lon, radius_m, p)
+    if box is None:
+        return None
+    return f"({a}.uncertainty_km IS NULL AND {a}.geo_precision = {p.add(precision)} AND {box})"
+
+
+def source_sql(f: SearchFilter, p: Params, alias: str = "i") -> str:
+    """What a search reads: `incidents`, or the store as it stood at `as_of` (every version
+    valid then: `incidents_as_of`, migration 0017)."""
+    if f.raw.as_of is None:
+        return f"incidents {alias}"
+    return f"incidents_as_of({p.add(f.raw.as_of)}::timestamptz) {alias}"
+
+
+def as_of_arms(f: SearchFilter, p: Params, alias: str = "i") -> list[tuple[str, str]]:
+    """The two halves of the store at `as_of`, as (relation, condition) pairs: the current
+    rows written by then and the superseded versions valid then. A page query runs its
+    ORDER BY ... LIMIT in each (each planned as a live query is: by its date index, say)
+    and merges the two pages; `incidents_as_of` is the same union for everything else."""
+    instant = f"{p.add(f.raw.as_of)}::timestamptz"
+    return [
+        (f"incidents {alias}", f"{alias}.updated_at <= {instant}"),
+        (f"incident_history {alias}", f"{alias}.valid @> {instant}"),
+    ]
 
 
 def _names_match(column: str, values: list[str], p: Params) -> str:
@@ -147,6 +216,13 @@ class Order:
     sort: Sort
     order_by: str
     key_columns: tuple[str, ...]
+    descending: bool = False
+
+    @property
+    def by_keys(self) -> str:
+        """The same order over a page query's key columns (`k_<column>`)."""
+        way = "DESC" if self.descending else "ASC"
+        return ", ".join(f"k_{c} {way}" for c in self.key_columns)
 
 
 def order_for(sort: Sort, distance_sql: str | None, alias: str = "i") -> Order:
@@ -154,12 +230,12 @@ def order_for(sort: Sort, distance_sql: str | None, alias: str = "i") -> Order:
     if sort is Sort.oldest:
         return Order(sort, f"{a}.event_date ASC, {a}.id ASC", ("event_date", "id"))
     if sort is Sort.deadliest:
-        return Order(sort, f"{a}.fatalities DESC, {a}.id DESC", ("fatalities", "id"))
+        return Order(sort, f"{a}.fatalities DESC, {a}.id DESC", ("fatalities", "id"), True)
     if sort is Sort.distance and distance_sql is not None:
         return Order(sort, f"{distance_sql} ASC, {a}.id ASC", ("distance", "id"))
     if sort is Sort.stored:
         return Order(sort, f"{a}.id ASC", ("id",))
-    return Order(Sort.newest, f"{a}.event_date DESC, {a}.id DESC", ("event_date", "id"))
+    return Order(Sort.newest, f"{a}.event_date DESC, {a}.id DESC", ("event_date", "id"), True)
 
 
 def keyset_clause(

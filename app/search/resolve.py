@@ -11,9 +11,10 @@ from fastapi import Depends
 from app.actors.service import actor_pattern
 from app.areas.service import check_polygon, resolve_area
 from app.core.deps import ReadConn
+from app.core.errors import Unprocessable, field_error
 from app.core.geo import bbox_envelopes
 from app.places.service import find_country, resolve_place
-from app.search.filters import DEFAULT_RADIUS_KM, NearPoint, RawFilter, SearchFilter
+from app.search.filters import DEFAULT_RADIUS_KM, Match, NearPoint, RawFilter, SearchFilter
 from app.search.params import filter_query, parse_latlon
 
 
@@ -39,6 +40,11 @@ async def resolve_filter(
             f.radius_m = raw.radius_km * 1000
         elif not nearest:
             f.radius_m = DEFAULT_RADIUS_KM * 1000
+        if f.radius_m is None and raw.match is not Match.point:
+            raise Unprocessable(
+                "match: needs a circle; give radius_km with sort=distance",
+                errors=[field_error("match", "needs radius_km", raw.match.value)],
+            )
     f.envelopes = bbox_envelopes(*raw.bbox) if raw.bbox else []
     if raw.within is not None:
         f.area = await resolve_area(conn, raw.within)

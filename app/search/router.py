@@ -48,6 +48,9 @@ class SearchMeta(BaseModel):
     limit: int
     returned: int
     searched_radius_km: float | None = None
+    as_of: str | None = Field(
+        default=None, description="The instant answered for (`as_of`); null: the store now"
+    )
 
 
 class IncidentPage(Page[IncidentOut]):
@@ -170,6 +173,7 @@ async def _respond(conn: asyncpg.Connection, raw: RawFilter, listing: Listing) -
         "sort": page.order.sort.value,
         "limit": page_size,
         "returned": len(page.rows),
+        "as_of": f.as_of_meta(),
     }
     if page.searched_radius_m is not None:
         meta["searched_radius_km"] = page.searched_radius_m / 1000

@@ -12,7 +12,7 @@ import asyncpg
 from app.core.db import Database
 from app.search.filters import OutputFormat, RawFilter, SearchFilter, Sort
 from app.search.formats import csv_chunk, csv_select_sql, feature_doc_sql, incident_doc_sql
-from app.search.query import Order, build_where, keyset_clause, order_for
+from app.search.query import Order, as_of_arms, build_where, keyset_clause, order_for
 
 # Nearest-first without a radius: search growing circles until `limit` incidents are inside
 # one (the k nearest overall are then all inside it), so distances stay geodesic and exact.
@@ -69,12 +69,22 @@ def build_query(
     keys = "i.id AS k_id, i.event_date AS k_event_date, i.fatalities AS k_fatalities"
     if where.distance_sql is not None:
         keys += f", {where.distance_sql} AS k_distance"
-    sql = (
-        f"SELECT {_select_sql(fmt, where.distance_sql, doc, select)}, {keys} "  # noqa: S608 (placeholders only)
-        f"FROM incidents i WHERE {' AND '.join(clauses)} ORDER BY {order.order_by}"
-    )
-    if limit is not None:
-        sql += f" LIMIT {where.params.add(limit)}"
+    columns = f"{_select_sql(fmt, where.distance_sql, doc, select)}, {keys}"
+    cap = f" LIMIT {where.params.add(limit)}" if limit is not None else ""
+    if f.raw.as_of is None:
+        sql = (
+            f"SELECT {columns} FROM incidents i WHERE {' AND '.join(clauses)} "  # noqa: S608 (placeholders only)
+            f"ORDER BY {order.order_by}{cap}"
+        )
+        return sql, where.params.values, order
+    # As of an instant: the page of each half of the store, merged.
+    arms = []
+    for relation, condition in as_of_arms(f, where.params):
+        arm = f"SELECT {columns} FROM {relation} WHERE {' AND '.join([*clauses, condition])}"  # noqa: S608
+        if cap:
+            arm += f" ORDER BY {order.order_by}{cap}"
+        arms.append(f"({arm})")
+    sql = f"{' UNION ALL '.join(arms)} ORDER BY {order.by_keys}{cap}"
     return sql, where.params.values, order
 
 

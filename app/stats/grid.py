@@ -19,7 +19,7 @@ import asyncpg
 from app.core.errors import Unprocessable, field_error
 from app.core.geo import Envelope
 from app.search.filters import SearchFilter
-from app.search.query import Params, build_where
+from app.search.query import Params, build_where, source_sql
 from app.search.rollups import GRID, split_months
 
 ROLLUP_EDGES_KM = (10.0, 25.0, 50.0, 100.0)
@@ -31,7 +31,7 @@ MAX_CELLS = 500_000
 POINT_CELLS_SQL = """
 SELECT incident_hex_q(x, y) AS cq, incident_hex_r(x, y) AS cr, fatalities FROM (
     SELECT ST_X(g) / {size} AS x, ST_Y(g) / {size} AS y, fatalities FROM (
-        SELECT ST_Transform(i.geom, 6933) AS g, i.fatalities FROM incidents i WHERE {where}
+        SELECT ST_Transform(i.geom, 6933) AS g, i.fatalities FROM {source} WHERE {where}
     ) s OFFSET 0
 ) pts OFFSET 0
 """
@@ -117,7 +117,7 @@ def grid_query(f: SearchFilter, edge_m: float, rollup: bool = True) -> tuple[str
     counted = _rollup_counted(f, edge_m, size, p) if rollup else None
     if counted is not None:
         return _features(counted[0], counted[1], size), p.values
-    cells = POINT_CELLS_SQL.format(size=size, where=build_where(f, p).sql)
+    cells = POINT_CELLS_SQL.format(size=size, source=source_sql(f, p), where=build_where(f, p).sql)
     counted_sql = (
         f"SELECT cq, cr, count(*) AS incidents, sum(fatalities) AS fatalities FROM ({cells}) c "
         "GROUP BY 1, 2"
@@ -195,6 +195,7 @@ def _rollup_counted(f: SearchFilter, edge_m: float, size: str, p: Params) -> tup
         whole_months = f.between(lo, None if hi is None else hi - dt.timedelta(days=1))
         cells = POINT_CELLS_SQL.format(
             size=size,
+            source=source_sql(f, p),
             where=f"i.geom && cut.envelope AND {build_where(whole_months, p).sql}",
         )
         cut = CUT_CELLS_SQL.format(
@@ -212,7 +213,9 @@ def _rollup_counted(f: SearchFilter, edge_m: float, size: str, p: Params) -> tup
         )
     for edge_start, edge_end in edges:
         cells = POINT_CELLS_SQL.format(
-            size=size, where=build_where(f.between(edge_start, edge_end), p).sql
+            size=size,
+            source=source_sql(f, p),
+            where=build_where(f.between(edge_start, edge_end), p).sql,
         )
         parts.append(f"SELECT cq, cr, 1 AS incidents, fatalities FROM ({cells}) c")
     counted = (

@@ -69,6 +69,7 @@ async def get_stats(
         "group_by": dims,
         "filters": f.meta(),
         "resolved_place": f.near.place if f.near is not None else None,
+        "as_of": f.as_of_meta(),
     }
     body = json_body({"items": orjson.Fragment(items), "next_cursor": None, "meta": meta})
     return Response(body, media_type="application/json")
@@ -99,6 +100,7 @@ async def get_grid(
         "cell_area_km2": round(grid.hexagon_area_m2(cell_km * 1000) / 1e6, 3),
         "projection": "EPSG:6933",
         "filters": f.meta(),
+        "as_of": f.as_of_meta(),
     }
     body = json_body(
         {

@@ -12,7 +12,7 @@ import asyncpg
 
 from app.core.errors import Unprocessable, field_error
 from app.search.filters import SearchFilter
-from app.search.query import Params, attribute_clauses, build_where
+from app.search.query import Params, attribute_clauses, build_where, source_sql
 from app.search.rollups import MONTHLY, split_months
 
 TIME_DIMS = {"day": "day", "week": "week", "month": "month", "year": "year"}
@@ -83,8 +83,8 @@ async def stats(conn: asyncpg.Connection, f: SearchFilter, dims: list[str]) -> s
             bp = Params()
             where = build_where(f, bp).sql
             bounds = await conn.fetchrow(
-                f"SELECT min(i.event_date) AS lo, max(i.event_date) AS hi FROM incidents i "
-                f"WHERE {where}",
+                f"SELECT min(i.event_date) AS lo, max(i.event_date) AS hi "
+                f"FROM {source_sql(f, bp)} WHERE {where}",
                 *bp.values,
             )
             start = start or bounds["lo"]
@@ -144,9 +144,10 @@ def _base_agg_sql(f: SearchFilter, dims: list[str], p: Params) -> str:
     select = ", ".join(f"{exprs[d]} AS {d}" for d in dims)
     group = ", ".join(str(n + 1) for n in range(len(dims)))
     where = build_where(f, p).sql
+    source = source_sql(f, p)
     return (
         f"SELECT {select}, count(*) AS incidents, coalesce(sum(i.fatalities), 0) AS fatalities "
-        f"FROM incidents i{join} WHERE {where} GROUP BY {group}"
+        f"FROM {source}{join} WHERE {where} GROUP BY {group}"
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from app.search.filters import SearchFilter
-from app.search.query import Params, build_where
+from app.search.query import Params, build_where, source_sql
 from app.search.rollups import TILE_CELLS
 
 CLUSTER_BELOW_ZOOM = 9
@@ -29,7 +29,7 @@ SELECT ST_AsMVT(t, 'incidents', {extent}, 'geom') FROM (
     SELECT ST_AsMVTGeom(ST_Transform(i.geom, 3857), b.merc, {extent}, 64, true) AS geom,
            i.id::text AS id, to_char(i.event_date, 'YYYY-MM-DD') AS event_date,
            i.event_type, i.fatalities
-    FROM incidents i, b
+    FROM {source}, b
     WHERE i.geom && ST_Transform(b.merc, 4326) AND {where}
     ORDER BY i.event_date DESC, i.id DESC
     LIMIT {limit}
@@ -40,7 +40,7 @@ CLUSTERS_SQL = """
 WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS merc),
 pts AS (
     SELECT ST_Transform(i.geom, 3857) AS g, i.fatalities
-    FROM incidents i, b
+    FROM {source}, b
     WHERE i.geom && ST_Transform(b.merc, 4326) AND {where}
 ),
 cells AS (
@@ -104,6 +104,7 @@ def tile_query(f: SearchFilter, z: int, x: int, y: int) -> tuple[str, list[Any]]
         cells=CLUSTER_CELLS,
         limit=MAX_FEATURES,
         where=where.sql,
+        source=source_sql(f, p),
     )
     return sql, p.values
 

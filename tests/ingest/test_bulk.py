@@ -97,9 +97,12 @@ async def test_ucdp_ged_with_hxl_row(client: httpx.AsyncClient, writer: dict[str
     assert (dara["fatalities"], dara["fatalities_low"], dara["fatalities_high"]) == (7, 7, 9)
     assert (dara["event_date"], dara["event_date_end"]) == ("2020-06-13", "2020-06-14")
     assert dara["geo_precision"] == 2 and dara["admin1"] == "Diyala province"
+    # where_prec 2 (within 25 km) and 4 (the province): UNCERTAINTY_KM_BY_WHERE_PREC.
+    assert dara["uncertainty_km"] == 25.0
     clash = await by_external_id(client, "344001")
     assert clash["event_type"] == "Battles" and clash["sub_event_type"] == "Armed clash"
     assert clash["time_precision"] == 3 and clash["geo_precision"] == 3
+    assert clash["uncertainty_km"] == 150.0
 
 
 async def test_json_ndjson_geojson(client: httpx.AsyncClient, writer: dict[str, str]) -> None:

@@ -108,6 +108,21 @@ SAFE_NAMES = {
     # table, or a stream's filter_sql expression: placeholders only).
     "streams",
     "stream",
+    # Time travel (search/query.py): source_sql(f, p) is `incidents i` or
+    # `incidents_as_of($n) i` (a placeholder); the uncertainty rule's SQL is built from
+    # settings checked as numbers at start-up (incidents/uncertainty.py).
+    "source_sql",
+    "relation",  # as_of_arms(): `incidents i` or `incident_history i` and their condition
+    "condition",
+    "cap",  # " LIMIT $n"
+    "f",
+    "bp",
+    "reach",
+    "geog",
+    "envelopes",
+    "effective_sql",
+    "cases",
+    "default",
 }
 
 

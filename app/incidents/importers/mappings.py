@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from app.incidents.fields import WRITABLE, IncidentField, Kind
+from app.incidents.uncertainty import where_prec_km
 
 ACLED_CURRENT_MARKERS = {"event_id_cnty", "event_type", "latitude", "longitude"}
 ACLED_OLD_MARKERS = {"data_id", "event_id_no_cnty"}
@@ -33,7 +34,7 @@ UCDP_VIOLENCE: dict[str, tuple[str, str, bool]] = {
 }
 
 # UCDP where_prec (1 exact ... 7 international waters) -> geo_precision (1 exact, 2 near,
-# 3 region).
+# 3 region); the uncertainty in km comes from UNCERTAINTY_KM_BY_WHERE_PREC (a setting).
 UCDP_WHERE_PREC = {"1": 1, "2": 2, "3": 3, "4": 3, "5": 3, "6": 3, "7": 3}
 # UCDP date_prec (1 day, 2 2-6 days, 3 week, 4 month, 5 year) -> time_precision.
 UCDP_DATE_PREC = {"1": 1, "2": 2, "3": 2, "4": 3, "5": 3}
@@ -157,6 +158,7 @@ def from_ucdp(row: dict[str, str]) -> dict[str, Any]:
     low = _int_or_raw(get("low"))
     high = _int_or_raw(get("high"))
     source = _blank(get("source_office")) or _blank(get("source_original")) or "UCDP GED"
+    where_prec = (_blank(get("where_prec")) or "").split(".")[0]
     return {
         "external_id": _blank(get("id")),
         "event_date": start,
@@ -181,7 +183,8 @@ def from_ucdp(row: dict[str, str]) -> dict[str, Any]:
         "location": _blank(get("where_coordinates")) or _blank(get("where_description")),
         "latitude": _blank(get("latitude")),
         "longitude": _blank(get("longitude")),
-        "geo_precision": UCDP_WHERE_PREC.get((_blank(get("where_prec")) or "").split(".")[0]),
+        "geo_precision": UCDP_WHERE_PREC.get(where_prec),
+        "uncertainty_km": where_prec_km(int(where_prec)) if where_prec.isdigit() else None,
         "source": source[:2000],
         "source_scale": None,
         "notes": _blank(get("source_headline")) or _blank(get("source_article")),

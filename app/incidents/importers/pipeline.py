@@ -193,7 +193,7 @@ UPSERT_SQL = (
     "LEFT JOIN {ids} n ON n.row_no = r.row_no LEFT JOIN {dups} d ON d.row_no = r.row_no "
     "WHERE " + _WRITTEN + " ORDER BY r.row_no "
     "ON CONFLICT (external_id) DO UPDATE SET " + _SET + ", geom = EXCLUDED.geom, "
-    "version = i.version + 1, updated_at = now(), deleted_at = NULL, "
+    "version = i.version + 1, updated_at = greatest(now(), i.updated_at), deleted_at = NULL, "
     "source_digest = EXCLUDED.source_digest, source_version = i.version + 1 "
     "WHERE (" + _OLD + ", ST_X(i.geom), ST_Y(i.geom), i.deleted_at IS NOT NULL) "
     "IS DISTINCT FROM (" + _NEW + ", ST_X(EXCLUDED.geom), ST_Y(EXCLUDED.geom), false) "

@@ -282,8 +282,15 @@ def _number(field: IncidentField, cell: Cell) -> Typed:
         checks.append(f"{V} >= {float(schema['minimum'])!r}")
     if "maximum" in schema:
         checks.append(f"{V} <= {float(schema['maximum'])!r}")
+    ok = "(" + " AND ".join(checks) + ")"
+    if field.column and _nullable(field):
+        # An optional number of its own (uncertainty_km): absent or null is no value.
+        absent = _missing(cell)
+        if cell.is_json:
+            absent = f"({absent} OR {cell.typeof()} = 'null')"
+        return Typed(f"(CASE WHEN {absent} THEN NULL ELSE {number} END)", f"({absent} OR {ok})")
     # Without a point the row is placed through the gazetteer (or refused): the Python path.
-    return Typed(number, "(" + " AND ".join(checks) + ")")
+    return Typed(number, ok)
 
 
 def _boolean(field: IncidentField, cell: Cell) -> Typed:
