@@ -3,7 +3,6 @@ only; SQL lives in the services."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -26,9 +25,7 @@ from app.core.pagination import Page, Paging, paging
 from app.incidents import bulk, service
 from app.incidents.enrich import enrich
 from app.incidents.schemas import IncidentIn, IncidentOut, IncidentPatch, RevisionOut
-from app.search.params import as_of_query
-
-AsOf = Annotated[dt.datetime | None, Depends(as_of_query)]
+from app.search.params import AsOfQuery, check_as_of
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
@@ -69,12 +66,15 @@ async def create_incident(incident: IncidentIn, conn: WriteConn, principal: Writ
 async def get_incident(
     incident_id: IdPath,
     conn: ReadConn,
-    as_of: AsOf,
     if_none_match: Annotated[str | None, Header()] = None,
+    as_of: AsOfQuery = None,
 ) -> Response:
     """With `as_of`: the version current at that instant (404 if the incident did not exist
     yet, 410 if it had been deleted by then)."""
-    version, doc = await service.get_incident(conn, incident_id=parse_id(incident_id), as_of=as_of)
+    instant = None if as_of is None else check_as_of(as_of)
+    version, doc = await service.get_incident(
+        conn, incident_id=parse_id(incident_id), as_of=instant
+    )
     if if_none_match_hits(if_none_match, version):
         return Response(status_code=304, headers={"ETag": etag(version)})
     return Response(content=doc, media_type=JSON, headers={"ETag": etag(version)})

@@ -312,14 +312,11 @@ def check_as_of(value: dt.datetime, name: str = "as_of") -> dt.datetime:
     return instant
 
 
-def as_of_query(
-    as_of: Annotated[
-        dt.datetime | None,
-        Query(description=_AS_OF_DOC, examples=["2025-03-31T23:59:59Z"]),
-    ] = None,
-) -> dt.datetime | None:
-    """Dependency: `as_of` on an endpoint that reads one incident."""
-    return None if as_of is None else check_as_of(as_of)
+# `as_of` on an endpoint that reads one incident: a plain query parameter (no dependency on
+# the hot path), checked by `check_as_of` when given.
+AsOfQuery = Annotated[
+    dt.datetime | None, Query(description=_AS_OF_DOC, examples=["2025-03-31T23:59:59Z"])
+]
 
 
 def build_raw_filter(
