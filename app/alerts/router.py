@@ -32,7 +32,7 @@ from app.auth.service import Principal
 from app.core.deps import ReadConn, SettingsDep, WriteConn
 from app.core.http import created, creates
 from app.core.pagination import Page, Paging, decode_cursor, encode_cursor, paging
-from app.search.params import SearchBody
+from app.search.params import FILTER_OPENAPI, SearchBody
 from app.search.resolve import RawFilterDep, resolve_filter
 
 router = APIRouter(tags=["alerts"])
@@ -196,6 +196,7 @@ LastEventId = Annotated[
 @router.get(
     "/stream",
     summary="Live changes matching a filter (Server-Sent Events)",
+    openapi_extra=FILTER_OPENAPI,
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
 )

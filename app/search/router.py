@@ -32,7 +32,7 @@ from app.incidents.schemas import IncidentOut
 from app.search import service
 from app.search.filters import OutputFormat, RawFilter, Sort
 from app.search.formats import MEDIA_TYPES, csv_chunk, csv_header, negotiate
-from app.search.params import SearchBody
+from app.search.params import FILTER_OPENAPI, SearchBody
 from app.search.resolve import RawFilterDep, resolve_filter
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -200,6 +200,7 @@ async def _respond(conn: asyncpg.Connection, raw: RawFilter, listing: Listing) -
     "",
     response_model=IncidentPage,
     summary="Search incidents",
+    openapi_extra=FILTER_OPENAPI,
     responses=LIST_RESPONSES,
 )
 async def list_incidents(conn: ReadConn, raw: RawFilterDep, listing: ListingDep) -> Response:

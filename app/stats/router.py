@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from app.core.deps import ReadConn
 from app.core.http import GeoJSONResponse
 from app.core.pagination import Page, json_body
+from app.search.params import FILTER_OPENAPI
 from app.search.resolve import ResolvedFilter
 from app.stats import grid, service
 
@@ -36,6 +37,7 @@ class GridCollection(BaseModel):
     "",
     response_model=StatsPage,
     summary="Counts and fatalities grouped by one or two dimensions",
+    openapi_extra=FILTER_OPENAPI,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def get_stats(
@@ -80,6 +82,7 @@ async def get_stats(
     response_model=GridCollection,
     response_class=GeoJSONResponse,
     summary="Equal-area hexagon grid with counts, as GeoJSON",
+    openapi_extra=FILTER_OPENAPI,
 )
 async def get_grid(
     conn: ReadConn,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 
 from app.core.deps import ReadConn
 from app.core.errors import Unprocessable, field_error
+from app.search.params import FILTER_OPENAPI
 from app.search.resolve import ResolvedFilter
 from app.tiles import service
 
@@ -20,6 +21,7 @@ CACHE = "public, max-age=60, stale-while-revalidate=300"
 @router.get(
     "/tiles/{z}/{x}/{y}.mvt",
     summary="Mapbox vector tile of incidents (layer `incidents`)",
+    openapi_extra=FILTER_OPENAPI,
     response_class=Response,
     responses={
         200: {"content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
