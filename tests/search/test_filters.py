@@ -258,3 +258,28 @@ async def test_sorts(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
     assert await order("event_date") == ["old", "mid", "new"]
     assert await order("-fatalities") == ["mid", "old", "new"]
     assert (await client.get("/v1/incidents", params={"sort": "bogus"})).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"near": "Khanaqin", "radius_km": "abc"}, "radius_km"),
+        ({"near": "Khanaqin", "radius_km": "0"}, "radius_km"),
+        ({"near": "Khanaqin", "radius_km": "nan"}, "radius_km"),
+        ({"min_fatalities": "-1"}, "min_fatalities"),
+        ({"min_fatalities": "2.5"}, "min_fatalities"),
+        ({"start": "2024-13-01"}, "start"),
+        ({"q": "x" * 1001}, "q"),
+        ({"near": "Khanaqin", "match": "sometimes"}, "match"),
+    ],
+)
+async def test_query_string_filters_are_typed_and_bounded(
+    client: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    """The filters are read from the query string by the search itself: each bad value is a
+    422 problem naming its parameter, on every endpoint that takes them."""
+    for path in ("/v1/incidents", "/v1/stats?group_by=year", "/v1/stats/grid"):
+        resp = await client.get(path, params=params)
+        assert resp.status_code == 422, (path, params, resp.text)
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert field in {e["field"] for e in resp.json()["errors"]}, resp.text
