@@ -24,7 +24,7 @@ from app.core.errors import (
     validation_errors,
 )
 from app.incidents.enrich import enrich
-from app.incidents.fields import ACTOR_FIELDS, BY_NAME, WRITABLE_COLUMNS, Kind
+from app.incidents.fields import ACTOR_FIELDS, BY_NAME, WRITABLE, WRITABLE_COLUMNS, Kind
 from app.incidents.schemas import IncidentIn, IncidentPatch
 from app.incidents.sql import (
     COMPARED_FIELDS,
@@ -72,12 +72,13 @@ DELETE_SQL = (
     "SELECT i.id, i.version FROM w i"
 )
 
-# `stored_uncertainty`: the uncertainty as given (the JSON shows the effective one, with the
-# precision's default), so that a patch keeps a default a default.
+# Writable fields whose JSON is derived from their column (uncertainty_km shows its
+# precision's default): a patch merges into the stored values, so a default stays a default.
+DERIVED_WRITABLE = tuple(f.name for f in WRITABLE if f.column and f.select is not None)
+_STORED = "json_build_object(" + ", ".join(f"'{n}', i.{n}" for n in DERIVED_WRITABLE) + ")"
 LOCK_SQL = (
-    f"SELECT i.version, ({INCIDENT_JSON})::text AS doc, "  # noqa: S608
-    "i.uncertainty_km AS stored_uncertainty FROM incidents i "
-    "WHERE i.id = $1 AND i.deleted_at IS NULL FOR UPDATE"
+    f"SELECT i.version, ({INCIDENT_JSON})::text AS doc, {_STORED}::text AS stored "  # noqa: S608
+    "FROM incidents i WHERE i.id = $1 AND i.deleted_at IS NULL FOR UPDATE"
 )
 
 
@@ -203,7 +204,7 @@ async def _lock(
     if row is None:
         raise NotFound(f"No incident with id '{incident_id}'.")
     doc = orjson.loads(row["doc"])
-    return int(row["version"]), doc, {**doc, "uncertainty_km": row["stored_uncertainty"]}
+    return int(row["version"]), doc, {**doc, **orjson.loads(row["stored"])}
 
 
 def _as_input(doc: dict[str, Any]) -> dict[str, Any]:

@@ -193,6 +193,7 @@ async def test_scripted_history_at_every_instant(
         ogc = await client.get("/ogc/collections/incidents/items", params={"as_of": at})
         assert ogc.status_code == 200, ogc.text
         assert {f["properties"]["external_id"] for f in ogc.json()["features"]} == set(want)
+        assert ogc.json()["as_of"] == state.at.astimezone(dt.UTC).isoformat()
         item = await client.get(
             f"/ogc/collections/incidents/items/{ids['A']}", params={"as_of": at}
         )
@@ -203,6 +204,7 @@ async def test_scripted_history_at_every_instant(
         acled = await client.get("/api/acled/read", params={"as_of": at, "limit": 100})
         assert acled.status_code == 200, acled.text
         rows = acled.json()["data"]
+        assert acled.json()["as_of"] == state.at.astimezone(dt.UTC).isoformat()
         assert {(r["event_id_cnty"], int(r["fatalities"])) for r in rows} == {
             (k, v[0]) for k, v in want.items()
         }, label
@@ -276,6 +278,30 @@ async def test_cursors_stay_at_their_instant_while_writes_go_on(
         other = await client.get("/v1/incidents", params={"limit": 5, "cursor": cursor})
         assert other.status_code == 400, other.text
     assert seen == expected
+    # Every order pages the same instant, in its order (the halves' pages merged by keys).
+    orders = {
+        "-fatalities": sorted(expected, key=lambda k: -expected[k]),
+        "event_date": sorted(expected),  # P00 is the earliest date
+        "-event_date": sorted(expected, reverse=True),
+        "id": sorted(expected),  # created in that order
+        "distance": None,  # every one at the same point: ties broken by id
+    }
+    for sort, want in orders.items():
+        params = {"as_of": at, "limit": 4, "sort": sort}
+        if sort == "distance":
+            params |= {"near": "34.3482,45.39065", "radius_km": 50}
+        got: list[str] = []
+        while True:
+            resp = await client.get("/v1/incidents", params=params)
+            assert resp.status_code == 200, (sort, resp.text)
+            got += [i["external_id"] for i in resp.json()["items"]]
+            if not resp.json()["next_cursor"]:
+                break
+            params["cursor"] = resp.json()["next_cursor"]
+        if want is None:
+            assert set(got) == set(expected) and len(got) == len(expected), sort
+        else:
+            assert got == want, sort
     # And now the live store differs.
     live = await client.get("/v1/incidents", params={"limit": 1000})
     assert {i["external_id"] for i in live.json()["items"]} != set(expected)

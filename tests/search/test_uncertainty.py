@@ -201,3 +201,32 @@ async def test_possible_reads_indexes_not_the_table(db: asyncpg.Connection) -> N
     plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *values))
     assert "Seq Scan" not in plan, plan
     assert "incidents_uncertainty" in plan and "incidents_geom_gist" in plan, plan
+
+
+async def test_csv_column_and_settings(client: httpx.AsyncClient, writer: dict[str, str]) -> None:
+    """`uncertainty_km` as a CSV column (the SQL staging path): a blank cell is no value, a
+    bad one a row error naming it; the defaults are a setting of `precision:km` pairs."""
+    from pydantic import ValidationError
+
+    from app.core.config import Settings
+
+    csv_body = (
+        "event_id_cnty,event_date,event_type,latitude,longitude,geo_precision,uncertainty_km\n"
+        "C1,2024-05-01,Battles,34.35,45.39,3,\n"
+        "C2,2024-05-02,Battles,34.35,45.39,3,7.5\n"
+        "C3,2024-05-03,Battles,34.35,45.39,1,-2\n"
+    )
+    resp = await client.post(
+        "/v1/incidents/bulk", content=csv_body, headers={**writer, "Content-Type": "text/csv"}
+    )
+    report = resp.json()
+    assert resp.status_code == 200 and report["inserted"] == 2, report
+    assert report["errors"][0]["errors"][0]["field"] == "uncertainty_km"
+    items = (await client.get("/v1/incidents", params={"limit": 10})).json()["items"]
+    got = {i["external_id"]: i["uncertainty_km"] for i in items}
+    assert got == {"C1": DEFAULT_UNCERTAINTY_KM[3], "C2": 7.5}
+
+    settings = Settings(uncertainty_km_by_geo_precision="1:2,2:20,3:80")  # type: ignore[arg-type]
+    assert settings.uncertainty_km_by_geo_precision == {1: 2.0, 2: 20.0, 3: 80.0}
+    with pytest.raises(ValidationError):
+        Settings(uncertainty_km_by_geo_precision="1:-5")  # type: ignore[arg-type]
