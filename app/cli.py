@@ -28,6 +28,8 @@ cli.add_typer(places_cli, name="places")
 areas_cli = typer.Typer(help="Areas: boundaries and named polygons.", no_args_is_help=True)
 cli.add_typer(areas_cli, name="areas")
 cli.add_typer(subscriptions_cli, name="subscriptions")
+secrets_cli = typer.Typer(help="The service's own secrets.", no_args_is_help=True)
+cli.add_typer(secrets_cli, name="secrets")
 cli.command("worker")(worker)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +47,32 @@ def run_migrations(revision: str = "head", database_url: str | None = None) -> N
     from alembic import command
 
     command.upgrade(_alembic_config(database_url), revision)
+
+
+def _require_secrets() -> None:
+    """Exit 2 with the reason when the secrets are placeholders outside development."""
+    from app.core.secrets import InsecureSecrets, require
+
+    try:
+        require(get_settings())
+    except InsecureSecrets as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@secrets_cli.command("init")
+def secrets_init(
+    env_file: Annotated[Path, typer.Option(help="The settings file to add them to")] = Path(".env"),
+) -> None:
+    """Write a random KEY_PEPPER and CURSOR_SECRET into .env where neither the environment
+    nor the file sets one (never replaces one: a new pepper invalidates every key)."""
+    from app.core.secrets import init_env
+
+    written = init_env(env_file)
+    if written:
+        typer.echo(f"{env_file}: wrote a random {' and '.join(written)}", err=True)
+    else:
+        typer.echo(f"{env_file}: KEY_PEPPER and CURSOR_SECRET already set", err=True)
 
 
 @cli.command()
@@ -73,6 +101,7 @@ def serve(
     """Run the API with uvicorn."""
     import uvicorn
 
+    _require_secrets()
     uvicorn.run(
         "app.main:app",
         host=host,
@@ -328,6 +357,7 @@ def keys_create(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    _require_secrets()
 
     async def run() -> str:
         settings = get_settings()

@@ -26,6 +26,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import COMMON_PROBLEMS, install_error_handlers
 from app.core.middleware import BodyLimitMiddleware, ResponseMiddleware
+from app.core.secrets import require as require_secrets
 from app.health.router import router as health_router
 from app.incidents.router import router as incidents_router
 from app.ogc.router import router as ogc_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require_secrets(settings)  # before anything is served
         app.state.db = Database(settings)
         app.state.streams = StreamHub(app.state.db, settings)
         worker = delivering = None

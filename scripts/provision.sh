@@ -4,7 +4,8 @@
 #     installed with apt if missing);
 #   - PostGIS (postgresql-<major>-postgis-3) when the server is local and lacks it;
 #   - the database named in DATABASE_URL (default: incidents);
-#   - a Python virtualenv in .venv with the package installed (EXTRAS=dev for test tools).
+#   - a Python virtualenv in .venv with the package installed (EXTRAS=dev for test tools);
+#   - a random KEY_PEPPER and CURSOR_SECRET in .env where none is set (`incidents secrets init`).
 # Source it (`. scripts/provision.sh`) to get DATABASE_URL exported.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -128,6 +129,8 @@ if [ ! -f "$STAMP" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e "$SPEC"
     touch "$STAMP"
 fi
+# ---- the service's secrets: random ones in .env on first setup (never replaced after) ----
+.venv/bin/incidents secrets init
 # ---- front-end assets of /map (MapLibre from the npm registry, pinned by package-lock) ----
 if [ ! -f web/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm

@@ -24,6 +24,9 @@ from app.main import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PEPPER = "test-pepper"
+# The suite's secrets are fixed strings (a development machine's); servers the tests start
+# inherit this. `tests/core/test_secrets.py` runs the service as production would.
+os.environ.setdefault("ENVIRONMENT", "development")
 BASE_URL = to_plain_url(
     os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/incidents")
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     rollup_compact_interval_s: float = Field(default=30.0, ge=0)
 
     allow_anonymous_read: bool = True
+    # `development` allows the placeholder secrets below; anything else refuses them.
+    environment: Literal["development", "production"] = "production"
     key_pepper: str = "dev-pepper-change-me"
     cursor_secret: str = "dev-cursor-secret-change-me"
 
