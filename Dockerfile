@@ -18,4 +18,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')" || exit 1
 # Admin-1 boundaries need data/boundaries/world_map.gpkg (scripts/fetch_boundaries.sh); mount
 # it at /srv/data/boundaries to have them, countries load either way.
-CMD ["sh", "-c", "incidents migrate && incidents places load && incidents areas load-boundaries && incidents seed && incidents serve --host 0.0.0.0 --port 8000"]
+CMD ["sh", "-c", "incidents migrate && incidents places load && incidents areas load-boundaries && incidents seed && incidents serve --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-1}"]

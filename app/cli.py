@@ -96,12 +96,15 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision")]) 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes", min=1, max=256)] = 1,
 ) -> None:
     """Run the API with uvicorn."""
     import uvicorn
 
     _require_secrets()
+    # The workers' count, for what they share (each enforces its part of the rate limit).
+    os.environ["WEB_CONCURRENCY"] = str(workers)
+    get_settings.cache_clear()
     uvicorn.run(
         "app.main:app",
         host=host,

@@ -6,6 +6,12 @@ RATE_LIMIT_PER_MINUTE is 0 (the default, for local development).
 
 Each client's window lives in the store until it expires, whatever other clients do: a client
 cycling through addresses costs memory for one window, never resets anyone else's budget.
+
+The windows live in each worker process. With N workers (`incidents serve --workers N`, which
+sets `WEB_CONCURRENCY`, the variable uvicorn and gunicorn read) each worker allows a 1/N share:
+`burst // N` requests (at least one) per the same window, so N workers together allow the
+configured rate, not N times it. The kernel spreads new connections over the workers; a client
+whose requests all reach one worker (one keep-alive connection) gets that worker's share only.
 """
 
 from __future__ import annotations
@@ -52,7 +58,10 @@ def check_rate(request: Request, principal: Principal | None, settings: Settings
     limiter: RateLimiter = request.app.state.rate_limiter
     client = request.client.host if request.client else "unknown"
     key = f"key:{principal.key_id}" if principal is not None else f"ip:{client}"
-    wait = limiter.take(key, per_minute, settings.rate_limit_burst or per_minute)
+    burst, workers = settings.rate_limit_burst or per_minute, settings.web_concurrency
+    if workers > 1:  # this worker's share (the window stays: the same rate per request)
+        per_minute, burst = max(per_minute // workers, 1), max(burst // workers, 1)
+    wait = limiter.take(key, per_minute, burst)
     if wait > 0:
         raise TooManyRequests(
             f"Rate limit of {per_minute} requests per minute exceeded; retry in "

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # Requests per minute per API key (per address for anonymous reads); 0 turns it off.
     rate_limit_per_minute: int = Field(default=0, ge=0)
     rate_limit_burst: int = Field(default=0, ge=0)
+    # Worker processes serving the API (set by `incidents serve --workers N`; uvicorn and
+    # gunicorn read it too): each enforces its 1/N share of the rate limit.
+    web_concurrency: int = Field(default=1, ge=1, le=256)
 
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "info"

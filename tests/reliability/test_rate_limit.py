@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import httpx
 
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import PEPPER, free_port, make_settings
 
 
 async def test_rate_limit_per_key(database_url: str, read_key: str, write_key: str) -> None:
@@ -47,3 +53,48 @@ def test_many_clients_reset_no_one_elses_budget() -> None:
         limiter.take(f"ip:10.{n // 65536}.{n // 256 % 256}.{n % 256}", 60, 5)
     wait = limiter.take("key:victim", 1, 5)
     assert 0 < wait <= 300  # still limited (5 per 5 minutes): its window was not cleared
+
+
+def test_workers_share_the_budget(database_url: str, read_key: str) -> None:
+    """`incidents serve --workers 2`: each worker enforces half of the budget, so the two
+    together let through at most the configured burst, not twice it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KEY_PEPPER": PEPPER,
+        "RATE_LIMIT_PER_MINUTE": "6",
+        "RATE_LIMIT_BURST": "6",
+        "WEBHOOK_WORKER": "false",
+        "LOG_LEVEL": "warning",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        workers = subprocess.run(
+            ["pgrep", "-f", "-P", str(server.pid), "multiprocessing"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert len(workers) >= 2  # two worker processes really serve
+        reader = {"Authorization": f"Bearer {read_key}"}
+        # A new connection per request: the kernel hands them to either worker.
+        codes = [httpx.get(base + "/v1/taxonomy", headers=reader).status_code for _ in range(40)]
+        assert set(codes) == {200, 429}
+        assert 1 <= codes.count(200) <= 6, codes
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
