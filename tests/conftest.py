@@ -138,23 +138,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`incidents serve` in a process of its own, with settings `env`; (process, base URL)."""
+def start_server(
+    database_url: str,
+    *args: str,
+    cwd: Path = ROOT,
+    secrets: dict[str, str] | None = None,
+    **env: str,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`incidents serve` (with `args`, e.g. --workers 2) in a process of its own, run in
+    `cwd` with settings `env` and `secrets` (default: the suite's pepper and cursor secret; {}
+    leaves them to the environment's and `cwd`'s .env); (process, base URL)."""
     port = free_port()
+    if secrets is None:
+        secrets = {"KEY_PEPPER": PEPPER, "CURSOR_SECRET": "test-cursor-secret"}
+    inherited = {k: v for k, v in os.environ.items() if k not in ("KEY_PEPPER", "CURSOR_SECRET")}
     environment = {
-        **os.environ,
+        **inherited,
         "DATABASE_URL": database_url,
-        "KEY_PEPPER": PEPPER,
-        "CURSOR_SECRET": "test-cursor-secret",
+        **secrets,
         "LOG_LEVEL": "warning",
         "PYTHONUNBUFFERED": "1",
         **env,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=environment
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
+        cwd=cwd,
+        env=environment,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
+    for _ in range(300):
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
                 return proc, base

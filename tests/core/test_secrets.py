@@ -12,7 +12,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,7 @@ import pytest
 from app.core.config import Settings
 from app.core.secrets import InsecureSecrets, init_env
 from app.main import create_app
-from tests.conftest import free_port
+from tests.conftest import free_port, start_server
 
 GOOD = "s3cret-long-enough-for-production"
 
@@ -121,24 +120,15 @@ def test_first_setup_then_keys_and_the_api_work(database_url: str, tmp_path: Pat
     created = incidents(tmp_path, env, "keys", "create", "--name", "prod", "--scopes", "read")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+    server, base = start_server(
+        database_url,
         cwd=tmp_path,
-        env={**env, "WEBHOOK_WORKER": "false", "ALLOW_ANONYMOUS_READ": "false"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        secrets={},  # the generated ones, from tmp_path/.env
+        ENVIRONMENT="production",
+        WEBHOOK_WORKER="false",
+        ALLOW_ANONYMOUS_READ="false",
     )
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(150):
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            time.sleep(0.2)
         ok = httpx.get(base + "/v1/incidents", headers={"Authorization": f"Bearer {key}"})
         assert ok.status_code == 200, ok.text
         refused = httpx.get(base + "/v1/incidents", headers={"Authorization": "Bearer ci_x_y"})

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 
 import httpx
 
 from app.main import create_app
-from tests.conftest import PEPPER, free_port, make_settings
+from tests.conftest import make_settings, start_server
 
 
 async def test_rate_limit_per_key(database_url: str, read_key: str, write_key: str) -> None:
@@ -58,32 +54,15 @@ def test_many_clients_reset_no_one_elses_budget() -> None:
 def test_workers_share_the_budget(database_url: str, read_key: str) -> None:
     """`incidents serve --workers 2`: each worker enforces half of the budget, so the two
     together let through at most the configured burst, not twice it."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "KEY_PEPPER": PEPPER,
-        "RATE_LIMIT_PER_MINUTE": "6",
-        "RATE_LIMIT_BURST": "6",
-        "WEBHOOK_WORKER": "false",
-        "LOG_LEVEL": "warning",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    server, base = start_server(
+        database_url,
+        "--workers",
+        "2",
+        RATE_LIMIT_PER_MINUTE="6",
+        RATE_LIMIT_BURST="6",
+        WEBHOOK_WORKER="false",
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
         workers = subprocess.run(
             ["pgrep", "-f", "-P", str(server.pid), "multiprocessing"],
             capture_output=True,
@@ -96,5 +75,5 @@ def test_workers_share_the_budget(database_url: str, read_key: str) -> None:
         assert set(codes) == {200, 429}
         assert 1 <= codes.count(200) <= 6, codes
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        server.terminate()
         server.wait(timeout=30)
