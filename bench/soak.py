@@ -9,8 +9,10 @@ radius, bbox, bbox-large and get-one scenarios of `bench/http_bench.py`), 15% si
 5% bulk batches of 1,000 NDJSON rows. Every client opens its own connection. Prints and keeps
 in bench/results/:
 
-- responses by status; any status >= 500 other than 503 with Retry-After counts as a failure;
-- the slowest 503 (a full pool answers within `DB_CONNECT_TIMEOUT_S`, the queue timeout);
+- responses by status; any status >= 500 other than 503 with Retry-After counts as a failure,
+  and so does a connection dropped or timed out (a transport error);
+- the slowest 503 (a full pool answers within `DB_CONNECT_TIMEOUT_S`, the queue timeout): one
+  more than a second later fails;
 - the workers' RSS at the start and at the end;
 - every acknowledged write looked up at the end: created incidents by id, bulk rows by
   external id; one missing is a failure.
@@ -219,7 +221,12 @@ def main() -> None:
         f"acknowledged writes: {len(soak.created)} creates, {len(soak.bulk_ids)} bulk rows; "
         f"missing at the end: {lost_created} creates, {lost_bulk} bulk rows"
     )
-    failed = bool(soak.failures) or lost_created > 0 or lost_bulk > 0
+    transport = sum(n for name, n in soak.codes.items() if name.startswith("transport"))
+    # A full pool answers 503 within the queue timeout; a second more for the work before it.
+    late = soak.slowest_503 > QUEUE_TIMEOUT_S + 1
+    lines.append(f"transport errors (connections dropped or timed out): {transport}")
+    lines.append(f"503 later than the queue timeout + 1 s: {'yes' if late else 'no'}")
+    failed = bool(soak.failures) or lost_created > 0 or lost_bulk > 0 or transport > 0 or late
     lines.append(
         f"failures: {len(soak.failures)}"
         + (f" (first: {soak.failures[0]})" if soak.failures else "")
