@@ -25,7 +25,7 @@ from app.core import logs
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import COMMON_PROBLEMS, install_error_handlers
-from app.core.middleware import BodyLimitMiddleware, ResponseMiddleware
+from app.core.middleware import AdmissionMiddleware, BodyLimitMiddleware, ResponseMiddleware
 from app.core.secrets import require as require_secrets
 from app.health.router import router as health_router
 from app.incidents.router import router as incidents_router
@@ -143,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
             expose_headers=["ETag", "Location", "Link"],
         )
+    if settings.max_in_flight > 0:
+        app.add_middleware(AdmissionMiddleware, limit=settings.max_in_flight)
     app.add_middleware(ResponseMiddleware)
     return app
 

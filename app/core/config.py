@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/incidents"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Requests a worker admits at once (arrived, response not started); one more gets an
+    # immediate 503 with Retry-After. 0: no bound.
+    max_in_flight: int = Field(default=64, ge=0)
     db_command_timeout_s: float = Field(default=15.0, gt=0)
     statement_timeout_ms: int = Field(default=15000, ge=100)
     # How often the API folds the dashboard rollups' delta rows (0: never; imports still do).

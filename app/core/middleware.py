@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: body size limits; security headers and Prometheus metrics."""
+"""Pure-ASGI middleware: load shedding; body size limits; security headers and Prometheus
+metrics."""
 
 from __future__ import annotations
 
@@ -126,6 +127,54 @@ def _refused(status: int, detail: str) -> ASGIApp:
         413: ("Payload too large", "payload-too-large"),
     }[status]
     return problem_response(status, title, detail, slug=slug)
+
+
+class AdmissionMiddleware:
+    """Load shedding: at most `limit` requests of this worker between their arrival and the
+    start of their response; one more is answered 503 (problem+json, Retry-After) at once,
+    before it waits for anything. Without it an overloaded worker queues every request its
+    clients send, and a request can spend minutes before it even waits for the pool (whose
+    own wait, `DB_CONNECT_TIMEOUT_S`, is bounded). Health probes and metrics are never shed; a
+    streamed response (an export, an event stream) counts only until it starts. One counter
+    per worker (one event loop: no lock needed)."""
+
+    EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app: ASGIApp, *, limit: int, retry_after_s: int = 1) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after = str(retry_after_s)
+        self.pending = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "") in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.pending >= self.limit:
+            response = problem_response(
+                503,
+                "Service unavailable",
+                "The server is at capacity; retry shortly.",
+                slug="unavailable",
+                headers={"Retry-After": self.retry_after},
+            )
+            await response(scope, receive, send)
+            return
+        self.pending += 1
+        started = False
+
+        async def send_counted(message: Message) -> None:
+            nonlocal started
+            if not started and message["type"] == "http.response.start":
+                started = True
+                self.pending -= 1
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            if not started:
+                self.pending -= 1
 
 
 class ResponseMiddleware:
