@@ -58,10 +58,11 @@ def check_rate(request: Request, principal: Principal | None, settings: Settings
     limiter: RateLimiter = request.app.state.rate_limiter
     client = request.client.host if request.client else "unknown"
     key = f"key:{principal.key_id}" if principal is not None else f"ip:{client}"
-    burst, workers = settings.rate_limit_burst or per_minute, settings.web_concurrency
+    share, burst = per_minute, settings.rate_limit_burst or per_minute
+    workers = settings.web_concurrency
     if workers > 1:  # this worker's share (the window stays: the same rate per request)
-        per_minute, burst = max(per_minute // workers, 1), max(burst // workers, 1)
-    wait = limiter.take(key, per_minute, burst)
+        share, burst = max(per_minute // workers, 1), max(burst // workers, 1)
+    wait = limiter.take(key, share, burst)
     if wait > 0:
         raise TooManyRequests(
             f"Rate limit of {per_minute} requests per minute exceeded; retry in "

@@ -264,18 +264,23 @@ def _is_statement_timeout(exc: BaseException) -> bool:
     return False
 
 
+def problem_of(exc: ProblemError) -> Response:
+    """The problem+json response for `exc` (its kind's status, title and type)."""
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        slug=exc.slug,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> Response:
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            slug=exc.slug,
-            errors=exc.errors,
-            headers=exc.headers,
-            extra=exc.extra,
-        )
+        return problem_of(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -389,5 +394,7 @@ COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
     415: problem_doc("Body is not in a supported media type"),
     422: problem_doc("Invalid input; `errors` names each bad field"),
     429: problem_doc("Rate limited; see Retry-After"),
-    503: problem_doc("Database unavailable or query timed out; see Retry-After"),
+    503: problem_doc(
+        "Database unavailable, query timed out, or the server at capacity; see Retry-After"
+    ),
 }

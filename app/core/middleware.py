@@ -9,7 +9,7 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, RequestTimeout, problem_response
+from app.core.errors import PayloadTooLarge, RequestTimeout, ServiceUnavailable, problem_of
 
 REQUESTS = Counter("incidents_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -62,7 +62,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await _refused(413, _too_large(limit))(scope, receive, send)
+                    await problem_of(PayloadTooLarge(_too_large(limit)))(scope, receive, send)
                     return
         if streamed:
             await self.app(scope, _counting(receive, limit, self.read_timeout_s), send)
@@ -73,8 +73,10 @@ class BodyLimitMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), self.read_timeout_s)
             except TimeoutError:
-                await _refused(
-                    408, f"No body data for {self.read_timeout_s:g} s; the request was abandoned."
+                await problem_of(
+                    RequestTimeout(
+                        f"No body data for {self.read_timeout_s:g} s; the request was abandoned."
+                    )
                 )(scope, receive, send)
                 return
             if message["type"] != "http.request":
@@ -82,7 +84,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _refused(413, _too_large(limit))(scope, receive, send)
+                await problem_of(PayloadTooLarge(_too_large(limit)))(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -120,15 +122,6 @@ def _counting(receive: Receive, limit: int, timeout_s: float) -> Receive:
     return counted
 
 
-def _refused(status: int, detail: str) -> ASGIApp:
-    """A problem answered before the app sees the request (408 or 413)."""
-    title, slug = {
-        408: ("Request timeout", "request-timeout"),
-        413: ("Payload too large", "payload-too-large"),
-    }[status]
-    return problem_response(status, title, detail, slug=slug)
-
-
 class AdmissionMiddleware:
     """Load shedding: at most `limit` requests of this worker between their arrival and the
     start of their response; one more is answered 503 (problem+json, Retry-After) at once,
@@ -151,14 +144,11 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         if self.pending >= self.limit:
-            response = problem_response(
-                503,
-                "Service unavailable",
+            busy = ServiceUnavailable(
                 "The server is at capacity; retry shortly.",
-                slug="unavailable",
                 headers={"Retry-After": self.retry_after},
             )
-            await response(scope, receive, send)
+            await problem_of(busy)(scope, receive, send)
             return
         self.pending += 1
         started = False

@@ -71,9 +71,13 @@ def test_workers_share_the_budget(database_url: str, read_key: str) -> None:
         assert len(workers) >= 2  # two worker processes really serve
         reader = {"Authorization": f"Bearer {read_key}"}
         # A new connection per request: the kernel hands them to either worker.
-        codes = [httpx.get(base + "/v1/taxonomy", headers=reader).status_code for _ in range(40)]
+        responses = [httpx.get(base + "/v1/taxonomy", headers=reader) for _ in range(40)]
+        codes = [r.status_code for r in responses]
         assert set(codes) == {200, 429}
         assert 1 <= codes.count(200) <= 6, codes
+        limited = next(r for r in responses if r.status_code == 429)
+        # The client is told the configured rate, not a worker's share of it.
+        assert "Rate limit of 6 requests per minute" in limited.json()["detail"]
     finally:
         server.terminate()
         server.wait(timeout=30)
