@@ -97,7 +97,7 @@ if ! admin_psql -c 'SELECT 1' >/dev/null 2>&1; then
     DB_USER="incidents"; DB_PASS="incidents"
     DB_URL="postgresql://incidents:incidents@$DB_HOST:$DB_PORT/$DB_NAME"
     touch .env; grep -v '^DATABASE_URL=' .env > .env.tmp || true
-    echo "DATABASE_URL=$DB_URL" >> .env.tmp; mv .env.tmp .env
+    echo "DATABASE_URL=$DB_URL" >> .env.tmp; chmod 600 .env.tmp; mv .env.tmp .env
 fi
 
 SERVER_MAJOR="$(admin_psql -c 'SHOW server_version_num' | cut -c1-2)"

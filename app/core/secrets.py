@@ -62,7 +62,7 @@ def require(settings: Settings) -> None:
 
 def init_env(path: Path) -> list[str]:
     """Writes a random value for each secret neither the environment nor `path` sets; the
-    names written. The file is created readable by its owner only; values already there are
+    names written. The file is left readable by its owner only; values already there are
     kept."""
     present: set[str] = set()
     if path.exists():
@@ -80,4 +80,5 @@ def init_env(path: Path) -> list[str]:
     prefix = "" if not text or text.endswith("\n") else "\n"
     with path.open("a", encoding="utf-8") as f:
         f.write(prefix + "\n".join(lines) + "\n")
+    path.chmod(0o600)  # also when the file was there before, readable by others
     return missing

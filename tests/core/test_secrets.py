@@ -88,7 +88,9 @@ def test_init_writes_random_secrets_once_and_keeps_what_is_set(tmp_path: Path) -
     try:
         kept = tmp_path / "kept.env"
         kept.write_text("DATABASE_URL=postgresql://x/y\nKEY_PEPPER=" + GOOD)  # no final newline
+        kept.chmod(0o644)
         assert init_env(kept) == ["CURSOR_SECRET"]
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600  # secrets in it now: owner only
         lines = kept.read_text().splitlines()
         assert lines[:2] == ["DATABASE_URL=postgresql://x/y", "KEY_PEPPER=" + GOOD]
         assert lines[2].startswith("CURSOR_SECRET=") and len(lines[2]) > 40
